@@ -1,0 +1,121 @@
+/** Serialises a Graph to an ONNX ModelProto (field numbers from onnx/onnx.proto). */
+import { Attr, Graph, ONNX_DTYPE, Shape, TensorData, Value } from "./ir";
+import { ProtoWriter } from "./protobuf";
+
+/** The default-domain opset tunelab graphs are written against. */
+export const OPSET = 18;
+/** ONNX IR version matching OPSET 18 (ONNX 1.13). */
+const IR_VERSION = 8;
+
+/** Options for `toOnnx`. */
+export interface SerializeOptions {
+  /** Extra operator-set domains, e.g. { "com.microsoft": 1 }. */
+  extraOpsets?: Record<string, number>;
+  producer?: string;
+}
+
+/** Returns the bytes of an ONNX model for `graph`. */
+export function toOnnx(graph: Graph, options: SerializeOptions = {}): Uint8Array {
+  const w = new ProtoWriter();
+  w.int(1, IR_VERSION);
+  w.string(2, options.producer ?? "tunelab");
+  w.message(7, (g) => writeGraph(g, graph));
+  w.message(8, (o) => {
+    o.string(1, "");
+    o.int(2, OPSET);
+  });
+  for (const [domain, version] of Object.entries(options.extraOpsets ?? {})) {
+    w.message(8, (o) => {
+      o.string(1, domain);
+      o.int(2, version);
+    });
+  }
+  return w.finish();
+}
+
+function writeGraph(w: ProtoWriter, graph: Graph): void {
+  for (const node of graph.nodes) {
+    w.message(1, (n) => {
+      for (const input of node.inputs) n.string(1, input ? input.name : "");
+      for (const output of node.outputs) n.string(2, output.name);
+      n.string(3, `${node.op}_${node.index}`);
+      n.string(4, node.op);
+      for (const [name, attr] of Object.entries(node.attrs)) n.message(5, (a) => writeAttr(a, name, attr));
+      if (node.domain) n.string(7, node.domain);
+    });
+  }
+  w.string(2, graph.name);
+  for (const [value, tensor] of graph.initializers) w.message(5, (t) => writeTensor(t, value.name, tensor));
+  for (const input of graph.inputs) w.message(11, (v) => writeValueInfo(v, input.name, input));
+  for (const { name, value } of graph.outputs) w.message(12, (v) => writeValueInfo(v, name, value));
+}
+
+function writeValueInfo(w: ProtoWriter, name: string, value: Value): void {
+  w.string(1, name);
+  w.message(2, (type) => type.message(1, (tensor) => {
+    tensor.int(1, ONNX_DTYPE[value.dtype]);
+    tensor.message(2, (shape) => writeShape(shape, value.shape));
+  }));
+}
+
+function writeShape(w: ProtoWriter, shape: Shape): void {
+  for (const dim of shape) {
+    w.message(1, (d) => {
+      if (typeof dim === "number") d.int(1, dim);
+      else d.string(2, dim);
+    });
+  }
+}
+
+/** Writes a TensorProto; in-memory data goes to raw_data (little-endian, as on every platform Node runs on). */
+export function writeTensor(w: ProtoWriter, name: string, tensor: TensorData): void {
+  for (const d of tensor.shape) w.int(1, d);
+  w.int(2, ONNX_DTYPE[tensor.dtype]);
+  w.string(8, name);
+  if (tensor.external) {
+    const entry = (key: string, value: string) =>
+      w.message(13, (e) => {
+        e.string(1, key);
+        e.string(2, value);
+      });
+    entry("location", tensor.external.location);
+    entry("offset", String(tensor.external.offset));
+    entry("length", String(tensor.external.length));
+    w.int(14, 1);
+  } else if (tensor.data) {
+    const d = tensor.data;
+    w.bytes(9, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  } else {
+    throw new Error(`initializer "${name}" has neither data nor an external location`);
+  }
+}
+
+function writeAttr(w: ProtoWriter, name: string, attr: Attr): void {
+  w.string(1, name);
+  switch (attr.kind) {
+    case "float":
+      w.float(2, attr.value);
+      w.int(20, 1);
+      break;
+    case "int":
+      w.int(3, attr.value);
+      w.int(20, 2);
+      break;
+    case "string":
+      w.string(4, attr.value);
+      w.int(20, 3);
+      break;
+    case "tensor":
+      w.message(5, (t) => writeTensor(t, "", attr.value));
+      w.int(20, 4);
+      break;
+    case "floats":
+      for (const f of attr.value) w.float(7, f);
+      w.int(20, 6);
+      break;
+    case "ints":
+      for (const i of attr.value) w.int(8, i);
+      w.int(20, 7);
+      break;
+  }
+}

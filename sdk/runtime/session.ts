@@ -1,0 +1,112 @@
+/** onnxruntime-node sessions: one place that creates them, feeds them and reads their outputs. */
+import * as ort from "onnxruntime-node";
+import type { DType, TensorArray } from "../graph/ir";
+import { Device, executionProviders, installHint, Provider } from "./device";
+
+/** A host tensor crossing into or out of the runtime. */
+export interface HostTensor {
+  dtype: DType;
+  shape: readonly number[];
+  data: TensorArray;
+}
+
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
+  float32: "float32",
+  float16: "float16",
+  float64: "float64",
+  int64: "int64",
+  int32: "int32",
+  bool: "bool",
+  uint8: "uint8",
+  int8: "int8",
+};
+
+/** Wraps a host tensor for onnxruntime without copying its data. */
+export function toOrt(t: HostTensor): ort.Tensor {
+  return new ort.Tensor(ORT_TYPE[t.dtype], t.data as never, t.shape as number[]);
+}
+
+/** Reads an onnxruntime output back into a host tensor. */
+export function fromOrt(t: ort.Tensor): HostTensor {
+  const dtype = (Object.keys(ORT_TYPE) as DType[]).find((k) => ORT_TYPE[k] === t.type);
+  if (!dtype) throw new Error(`unsupported output type ${t.type}`);
+  return { dtype, shape: t.dims.slice(), data: t.data as TensorArray };
+}
+
+/** Options for `createSession`. */
+export interface SessionOptions {
+  device?: Device;
+  /** Threads for one op (default: onnxruntime's choice, all cores). */
+  threads?: number;
+  /** Turn off graph optimisation (for debugging numerics). */
+  optimize?: boolean;
+}
+
+/** A compiled graph ready to run on one provider. */
+export class Session {
+  private constructor(
+    private readonly inner: ort.InferenceSession,
+    /** The provider this session was created for. */
+    readonly provider: Provider,
+  ) {}
+
+  /** Creates a session for an ONNX model (bytes or a path whose external data sits beside it). */
+  static async create(model: Uint8Array | string, options: SessionOptions = {}): Promise<Session> {
+    const provider = await resolveDevice(options.device ?? "cpu");
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: executionProviders(provider),
+      graphOptimizationLevel: options.optimize === false ? "disabled" : "all",
+      logSeverityLevel: 3,
+    };
+    if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+    try {
+      const inner = typeof model === "string"
+        ? await ort.InferenceSession.create(model, sessionOptions)
+        : await ort.InferenceSession.create(model, sessionOptions);
+      return new Session(inner, provider);
+    } catch (err) {
+      throw providerError(provider, err);
+    }
+  }
+
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
+
+  /** Runs the graph; `fetch` limits which outputs are returned. */
+  async run(feeds: Record<string, HostTensor>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+    const results = fetch ? await this.inner.run(ortFeeds, fetch as string[]) : await this.inner.run(ortFeeds);
+    const out: Record<string, HostTensor> = {};
+    for (const [name, t] of Object.entries(results)) out[name] = fromOrt(t as ort.Tensor);
+    return out;
+  }
+
+  /** Frees the runtime's memory for this session. */
+  async release(): Promise<void> {
+    await this.inner.release();
+  }
+}
+
+const cudaProbe: { ok?: boolean } = {};
+
+/** Resolves "auto" to a provider: CUDA when a CUDA session can be made, else the CPU. */
+export async function resolveDevice(device: Device): Promise<Provider> {
+  if (device !== "auto") return device;
+  if (cudaProbe.ok === undefined) {
+    const { probeProvider } = await import("./probe");
+    cudaProbe.ok = (await probeProvider("cuda")).ok;
+  }
+  return cudaProbe.ok ? "cuda" : "cpu";
+}
+
+function providerError(provider: Provider, err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (provider === "cpu") return err instanceof Error ? err : new Error(msg);
+  return new Error(`the ${provider} execution provider is not available: ${msg.split("\n")[0]}\n  to fix: ${installHint(provider)}`);
+}

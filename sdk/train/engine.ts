@@ -1,0 +1,188 @@
+/**
+ * Runs compiled steps: keeps the trainable tensors and optimizer state on the host (they are small for LoRA),
+ * feeds them to the cached sessions each step, and takes the new values back.
+ */
+import { Device } from "../runtime/device";
+import { HostTensor, Session } from "../runtime/session";
+import { OptimizerOptions, stateSlots } from "./optimizers";
+import { compileApplyStep, compileEval, compileGradStep, compileTrainStep, ForwardBuilder, names, TrainableSpec, UpdateOptions } from "./step";
+
+/** A batch: host tensors named as the forward builder declared its inputs. */
+export type Feeds = Record<string, HostTensor>;
+
+/** Figures of one optimizer step. */
+export interface StepResult {
+  /** Mean loss over the counted examples/tokens of all micro-batches. */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Norm of the change applied to the trainable tensors. */
+  updateNorm: number;
+  /** Examples or tokens the loss was averaged over. */
+  count: number;
+  /** False when the gradients were not finite and the update was skipped. */
+  applied: boolean;
+}
+
+/** Everything needed to continue training exactly: step count, tensors and optimizer state. */
+export interface EngineState {
+  step: number;
+  params: Record<string, Float32Array>;
+  optimizer: Record<string, Float32Array>;
+}
+
+/** Options for `StepEngine.create`. */
+export interface EngineOptions extends UpdateOptions {
+  forward: ForwardBuilder;
+  trainable: readonly (TrainableSpec & { init: Float32Array })[];
+  device?: Device;
+}
+
+/** Holds the sessions of one training run and the host copies of what they update. */
+export class StepEngine {
+  private fused?: Session;
+  private gradOnly?: Session;
+  private apply?: Session;
+  private evalSession?: Session;
+  private readonly params = new Map<string, HostTensor>();
+  private readonly state = new Map<string, HostTensor>();
+  /** Optimizer steps taken so far. */
+  step = 0;
+
+  private constructor(private readonly opts: EngineOptions) {
+    for (const t of opts.trainable) {
+      const size = t.shape.reduce((a, b) => a * b, 1);
+      if (t.init.length !== size) throw new Error(`trainable "${t.name}": init has ${t.init.length} values, shape [${t.shape}] needs ${size}`);
+      this.params.set(t.name, { dtype: "float32", shape: t.shape, data: Float32Array.from(t.init) });
+      for (const slot of stateSlots(opts.optimizer)) {
+        this.state.set(names.state(slot, t.name), { dtype: "float32", shape: t.shape, data: new Float32Array(size) });
+      }
+    }
+  }
+
+  /** Creates an engine; sessions are compiled lazily on first use. */
+  static create(opts: EngineOptions): StepEngine {
+    return new StepEngine(opts);
+  }
+
+  get optimizer(): OptimizerOptions {
+    return this.opts.optimizer;
+  }
+
+  private async session(kind: "fused" | "gradOnly" | "apply" | "eval"): Promise<Session> {
+    const { forward, trainable, device } = this.opts;
+    const create = (bytes: Uint8Array) => Session.create(bytes, { device });
+    switch (kind) {
+      case "fused":
+        return (this.fused ??= await create(compileTrainStep(forward, trainable, this.opts)));
+      case "gradOnly":
+        return (this.gradOnly ??= await create(compileGradStep(forward, trainable, !!this.opts.lossScaling)));
+      case "apply":
+        return (this.apply ??= await create(compileApplyStep(trainable, this.opts)));
+      case "eval":
+        return (this.evalSession ??= await create(compileEval(forward, trainable)));
+    }
+  }
+
+  private paramFeeds(): Feeds {
+    const feeds: Feeds = {};
+    for (const [name, t] of this.params) feeds[names.param(name)] = t;
+    return feeds;
+  }
+
+  private updateFeeds(lr: number): Feeds {
+    const feeds: Feeds = {
+      [names.lr]: scalar(lr),
+      [names.step]: scalar(this.step + 1),
+    };
+    for (const [name, t] of this.state) feeds[name] = t;
+    return feeds;
+  }
+
+  /** Takes one optimizer step over one or more micro-batches (gradient accumulation) at learning rate `lr`. */
+  async train(microBatches: readonly Feeds[], lr: number, lossScale = 1): Promise<StepResult> {
+    if (microBatches.length === 0) throw new Error("train: no batches given");
+    const scaleFeed: Feeds = this.opts.lossScaling ? { [names.lossScale]: scalar(lossScale) } : {};
+    let out: Record<string, HostTensor>;
+    let lossSum = 0;
+    let count = 0;
+    if (microBatches.length === 1) {
+      out = await (await this.session("fused")).run({ ...microBatches[0], ...this.paramFeeds(), ...this.updateFeeds(lr), ...scaleFeed });
+      lossSum = num(out[names.lossSum]);
+      count = num(out[names.count]);
+    } else {
+      const gradSession = await this.session("gradOnly");
+      const sums = new Map<string, Float32Array>();
+      for (const batch of microBatches) {
+        const g = await gradSession.run({ ...batch, ...this.paramFeeds(), ...scaleFeed });
+        lossSum += num(g[names.lossSum]);
+        count += num(g[names.count]);
+        for (const t of this.opts.trainable) {
+          const grad = g[names.grad(t.name)].data as Float32Array;
+          const acc = sums.get(t.name);
+          if (!acc) sums.set(t.name, Float32Array.from(grad));
+          else for (let i = 0; i < acc.length; i++) acc[i] += grad[i];
+        }
+      }
+      const feeds: Feeds = { ...this.paramFeeds(), ...this.updateFeeds(lr), [names.denom]: scalar(Math.max(count, 1) * lossScale) };
+      for (const t of this.opts.trainable) feeds[names.grad(t.name)] = { dtype: "float32", shape: t.shape, data: sums.get(t.name)! };
+      out = await (await this.session("apply")).run(feeds);
+    }
+    const gradNorm = num(out[names.gradNorm]);
+    const applied = Number.isFinite(gradNorm);
+    if (applied) {
+      for (const name of this.params.keys()) this.params.set(name, out[names.newParam(name)]);
+      for (const key of this.state.keys()) this.state.set(key, out[key.replace(/^state\./, "new_state.")]);
+      this.step++;
+    }
+    return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm: applied ? num(out[names.updateNorm]) : 0, count, applied };
+  }
+
+  /** Runs the eval graph on one batch with the current tensors. */
+  async evaluate(batch: Feeds): Promise<{ lossSum: number; count: number; outputs: Record<string, HostTensor> }> {
+    const out = await (await this.session("eval")).run({ ...batch, ...this.paramFeeds() });
+    return { lossSum: num(out[names.lossSum]), count: num(out[names.count]), outputs: out };
+  }
+
+  /** Current value of a trainable tensor. */
+  param(name: string): Float32Array {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`no trainable tensor named "${name}"`);
+    return t.data as Float32Array;
+  }
+
+  /** A copy of everything needed to resume (for checkpoints). */
+  snapshot(): EngineState {
+    const params: Record<string, Float32Array> = {};
+    const optimizer: Record<string, Float32Array> = {};
+    for (const [name, t] of this.params) params[name] = Float32Array.from(t.data as Float32Array);
+    for (const [name, t] of this.state) optimizer[name] = Float32Array.from(t.data as Float32Array);
+    return { step: this.step, params, optimizer };
+  }
+
+  /** Restores a snapshot taken from an engine with the same trainable tensors and optimizer. */
+  restore(state: EngineState): void {
+    for (const [name, t] of this.params) this.params.set(name, { ...t, data: copyChecked(state.params, name, t.data.length) });
+    for (const [name, t] of this.state) this.state.set(name, { ...t, data: copyChecked(state.optimizer, name, t.data.length) });
+    this.step = state.step;
+  }
+
+  /** Releases all sessions. */
+  async release(): Promise<void> {
+    for (const s of [this.fused, this.gradOnly, this.apply, this.evalSession]) await s?.release();
+  }
+}
+
+function copyChecked(from: Record<string, Float32Array>, name: string, size: number): Float32Array {
+  const data = from[name];
+  if (!data || data.length !== size) throw new Error(`checkpoint does not match this run: "${name}" is ${data ? `${data.length} values, expected ${size}` : "missing"}`);
+  return Float32Array.from(data);
+}
+
+function scalar(x: number): HostTensor {
+  return { dtype: "float32", shape: [], data: new Float32Array([x]) };
+}
+
+function num(t: HostTensor): number {
+  return Number(t.data[0]);
+}

@@ -1,0 +1,139 @@
+/**
+ * The step compiler: turns a forward builder and a set of trainable tensors into ONNX graphs for one training
+ * step (forward, loss, gradients, clipping, optimizer update), for gradient-only accumulation, and for eval.
+ */
+import { Value } from "../graph/ir";
+import { Builder } from "../graph/ops";
+import { gradients } from "../graph/autodiff";
+import { toOnnx } from "../graph/onnx";
+import { emitUpdate, OptimizerOptions, stateSlots } from "./optimizers";
+
+/** What a forward builder returns: the summed loss and what it was summed over, plus any extra outputs. */
+export interface ForwardOutputs {
+  /** Sum of per-example (or per-token) losses in the batch. */
+  lossSum: Value;
+  /** Number of examples (or predicted tokens) summed in lossSum, as a float32 scalar. */
+  count: Value;
+  /** Extra outputs for evaluation, e.g. logits. */
+  outputs?: Record<string, Value>;
+}
+
+/** Declares the batch inputs on `b` and builds the loss from the trainable tensors (float32 Values by name). */
+export type ForwardBuilder = (b: Builder, trainable: ReadonlyMap<string, Value>) => ForwardOutputs;
+
+/** One trainable tensor: name and shape (its values live on the host between steps). */
+export interface TrainableSpec {
+  name: string;
+  shape: readonly number[];
+}
+
+/** Options of the update part of a step. */
+export interface UpdateOptions {
+  optimizer: OptimizerOptions;
+  /** Global-norm clipping threshold; 0 disables clipping. */
+  maxGradNorm: number;
+  /** Adds a "loss_scale" input multiplying the loss before gradients (fp16 training). */
+  lossScaling?: boolean;
+}
+
+/** Input and output names shared by the compiler and the runner. */
+export const names = {
+  param: (n: string) => `param.${n}`,
+  newParam: (n: string) => `new.${n}`,
+  state: (slot: string, n: string) => `state.${slot}.${n}`,
+  newState: (slot: string, n: string) => `new_state.${slot}.${n}`,
+  grad: (n: string) => `grad.${n}`,
+  lr: "lr",
+  step: "step",
+  denom: "denom",
+  lossScale: "loss_scale",
+  lossSum: "loss_sum",
+  count: "count",
+  gradNorm: "grad_norm",
+  updateNorm: "update_norm",
+};
+
+function declareTrainable(b: Builder, trainable: readonly TrainableSpec[]): Map<string, Value> {
+  return new Map(trainable.map((t) => [t.name, b.graph.input(names.param(t.name), "float32", t.shape)]));
+}
+
+function forwardWithGrads(b: Builder, forward: ForwardBuilder, params: Map<string, Value>, lossScaling: boolean) {
+  const out = forward(b, params);
+  b.graph.output(out.lossSum, names.lossSum);
+  b.graph.output(out.count, names.count);
+  let target = out.lossSum;
+  let scale: Value | null = null;
+  if (lossScaling) {
+    scale = b.graph.input(names.lossScale, "float32", []);
+    target = b.mul(target, b.cast(scale, target.dtype));
+  }
+  const grads = gradients(b, target, [...params.values()]);
+  return { out, grads, scale };
+}
+
+/** Emits clipping and the optimizer update for summed gradients `grads` divided by `denom`. */
+function emitApply(b: Builder, trainable: readonly TrainableSpec[], params: Map<string, Value>, grads: Value[], denom: Value, opts: UpdateOptions): void {
+  const lr = b.graph.input(names.lr, "float32", []);
+  const step = b.graph.input(names.step, "float32", []);
+  let g = grads.map((gr) => b.div(b.cast(gr, "float32"), denom));
+  const squares = g.map((gr) => b.sumAll(b.mul(gr, gr)));
+  const norm = b.sqrt(squares.reduce((a, s) => b.add(a, s)));
+  b.graph.output(norm, names.gradNorm);
+  if (opts.maxGradNorm > 0) {
+    const [coef] = b.op("Min", [b.scalar(1), b.div(b.scalar(opts.maxGradNorm), b.add(norm, b.scalar(1e-6)))], [{ dtype: "float32", shape: [] }]);
+    g = g.map((gr) => b.mul(gr, coef));
+  }
+  const slots = stateSlots(opts.optimizer);
+  const updates: Value[] = [];
+  trainable.forEach((t, i) => {
+    const p = params.get(t.name)!;
+    const state = slots.map((s) => b.graph.input(names.state(s, t.name), "float32", t.shape));
+    const next = emitUpdate(b, opts.optimizer, { param: p, grad: g[i], state }, lr, step);
+    b.graph.output(next.param, names.newParam(t.name));
+    next.state.forEach((s, k) => b.graph.output(s, names.newState(slots[k], t.name)));
+    const delta = b.sub(next.param, p);
+    updates.push(b.sumAll(b.mul(delta, delta)));
+  });
+  b.graph.output(b.sqrt(updates.reduce((a, s) => b.add(a, s))), names.updateNorm);
+}
+
+/** The fused training step: forward, loss, gradients, clipping and update in one graph. */
+export function compileTrainStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], opts: UpdateOptions): Uint8Array {
+  const b = new Builder();
+  const params = declareTrainable(b, trainable);
+  const { out, grads, scale } = forwardWithGrads(b, forward, params, !!opts.lossScaling);
+  let denom = b.cast(out.count, "float32");
+  denom = b.add(denom, b.cast(b.compare("Equal", denom, b.scalar(0)), "float32")); // an all-padding batch divides by 1
+  if (scale) denom = b.mul(denom, scale);
+  emitApply(b, trainable, params, grads, denom, opts);
+  return toOnnx(b.graph);
+}
+
+/** Gradients only (of the summed loss), for gradient accumulation across micro-batches. */
+export function compileGradStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], lossScaling = false): Uint8Array {
+  const b = new Builder();
+  const params = declareTrainable(b, trainable);
+  const { grads } = forwardWithGrads(b, forward, params, lossScaling);
+  trainable.forEach((t, i) => b.graph.output(b.cast(grads[i], "float32"), names.grad(t.name)));
+  return toOnnx(b.graph);
+}
+
+/** The update alone: takes summed gradients and their denominator (total count times loss scale). */
+export function compileApplyStep(trainable: readonly TrainableSpec[], opts: UpdateOptions): Uint8Array {
+  const b = new Builder();
+  const params = declareTrainable(b, trainable);
+  const grads = trainable.map((t) => b.graph.input(names.grad(t.name), "float32", t.shape));
+  const denom = b.graph.input(names.denom, "float32", []);
+  emitApply(b, trainable, params, grads, denom, opts);
+  return toOnnx(b.graph);
+}
+
+/** The evaluation graph: summed loss, count and the forward's extra outputs, no gradients. */
+export function compileEval(forward: ForwardBuilder, trainable: readonly TrainableSpec[]): Uint8Array {
+  const b = new Builder();
+  const out = forward(b, declareTrainable(b, trainable));
+  b.graph.output(out.lossSum, names.lossSum);
+  b.graph.output(out.count, names.count);
+  for (const [name, v] of Object.entries(out.outputs ?? {})) b.graph.output(v, name);
+  return toOnnx(b.graph);
+}
