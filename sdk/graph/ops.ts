@@ -306,8 +306,12 @@ export class Builder {
         const s = step > 0 ? clamp(starts[i], 0, d) : clamp(starts[i], -1, d - 1);
         const e = step > 0 ? clamp(ends[i], 0, d) : clamp(ends[i], -1, d - 1);
         shape[a] = Math.max(0, Math.ceil((e - s) / step));
-      } else if (starts[i] >= 0 && ends[i] >= 0 && ends[i] < 2 ** 31 && step === 1) {
+      } else if (step === 1 && starts[i] >= 0 && ends[i] >= 0 && ends[i] < 2 ** 31) {
         shape[a] = ends[i] - starts[i];
+      } else if (step === 1 && starts[i] >= 0 && (ends[i] < 0 || ends[i] >= 2 ** 31)) {
+        // Same symbol for x[1:] and x[:-1] ("seq-1"), so shifted logits and labels broadcast.
+        const dropped = starts[i] + (ends[i] < 0 ? -ends[i] : 0);
+        shape[a] = dropped === 0 ? d : `${d}-${dropped}`;
       } else {
         shape[a] = `${d}[${starts[i]}:${ends[i]}]`;
       }

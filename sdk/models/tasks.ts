@@ -1,0 +1,73 @@
+/** Forward builders for the training tasks: causal language modelling and sequence classification. */
+import { Value } from "../graph/ir";
+import { Builder } from "../graph/ops";
+import { ModelConfig } from "../io/config";
+import { ForwardBuilder, ForwardOutputs } from "../train/step";
+import { buildDecoder, declareDecoderInputs, LoraInGraph, lmHead } from "./decoder";
+import { LoraModule } from "./lora";
+import { FrozenWeights } from "./weights";
+
+/** What every task builder needs: the model and its LoRA plan. */
+export interface TaskContext {
+  config: ModelConfig;
+  weights: FrozenWeights;
+  lora: readonly LoraModule[];
+  /** LoRA dropout probability; > 0 adds an int64 "dropout_seed" input. */
+  loraDropout: number;
+}
+
+function loraInGraph(b: Builder, ctx: TaskContext, trainable: ReadonlyMap<string, Value>): LoraInGraph | null {
+  if (ctx.lora.length === 0) return null;
+  const dropout = ctx.loraDropout > 0 ? { p: ctx.loraDropout, seed: b.graph.input("dropout_seed", "int64", []) } : null;
+  return { modules: new Map(ctx.lora.map((m) => [m.path, m])), trainable, dropout };
+}
+
+/**
+ * Causal LM: inputs input_ids, attention_mask, labels [batch, seq] (labels -100 where not trained). Token t's
+ * logits predict label t+1, as transformers shifts them; the loss is summed over counted tokens.
+ */
+export function causalLMForward(ctx: TaskContext, options: { logits?: boolean } = {}): ForwardBuilder {
+  return (b, trainable): ForwardOutputs => {
+    const inputs = declareDecoderInputs(b);
+    const labels = b.graph.input("labels", "int64", ["batch", "seq"]);
+    const hidden = buildDecoder(b, ctx.config, ctx.weights, inputs, loraInGraph(b, ctx, trainable));
+    const logits = lmHead(b, ctx.config, ctx.weights, hidden);
+    const shifted = b.reshape(b.slice(logits, [0], [-1], [1]), [-1, ctx.config.vocabSize]);
+    const targets = b.reshape(b.slice(labels, [1], [2 ** 62], [1]), [-1]);
+    const lossSum = b.crossEntropy(shifted, targets, -100, "sum");
+    const count = b.countNotIgnored(targets, -100, "float32");
+    return { lossSum, count, outputs: options.logits ? { logits } : {} };
+  };
+}
+
+/** Name of the classification head's weight, as transformers' *ForSequenceClassification calls it. */
+export const SCORE_WEIGHT = "score.weight";
+
+/**
+ * Sequence classification: the hidden state of each row's last real token goes through a linear `score`
+ * layer (no bias, trained fully); inputs input_ids, attention_mask [batch, seq] and labels [batch].
+ */
+export function classificationForward(ctx: TaskContext): ForwardBuilder {
+  return (b, trainable): ForwardOutputs => {
+    const inputs = declareDecoderInputs(b);
+    const labels = b.graph.input("labels", "int64", ["batch"]);
+    const hidden = buildDecoder(b, ctx.config, ctx.weights, inputs, loraInGraph(b, ctx, trainable));
+    const pooled = lastTokenStates(b, hidden, inputs.attentionMask, ctx.config.hiddenSize);
+    const score = trainable.get(SCORE_WEIGHT);
+    if (!score) throw new Error(`classification needs a trainable "${SCORE_WEIGHT}"`);
+    const logits = b.matmul(pooled, b.transpose(score, [1, 0]));
+    const lossSum = b.crossEntropy(logits, labels, -100, "sum");
+    return { lossSum, count: b.countNotIgnored(labels, -100, "float32"), outputs: { logits } };
+  };
+}
+
+/** Hidden state [batch, hidden] of each row's last non-padding token (right padding). */
+function lastTokenStates(b: Builder, hidden: Value, attentionMask: Value, size: number): Value {
+  const shape = b.shapeOf(attentionMask);
+  const seq = b.gather(shape, b.scalar(1, "int64"), 0);
+  const batch = b.gather(shape, b.scalar(0, "int64"), 0);
+  const last = b.sub(b.reduceSum(attentionMask, [1], false), b.scalar(1, "int64")); // [B]
+  const rowStart = b.mul(b.range(b.scalar(0, "int64"), batch, b.scalar(1, "int64"), "batch"), seq);
+  const flat = b.reshape(hidden, [-1, size]);
+  return b.gather(flat, b.add(rowStart, last), 0);
+}

@@ -1,0 +1,74 @@
+/** The frozen base weights: read once from safetensors as float32, linears pre-transposed to [in, out]. */
+import { Value } from "../graph/ir";
+import { Builder } from "../graph/ops";
+import { bf16BitsToFloat32, f16BitsToFloat32, TensorSource } from "../io/safetensors";
+
+/** A float32 tensor on the host. */
+export interface HostWeight {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Reads base-model tensors on demand and keeps the float32 copies every graph of this model shares. */
+export class FrozenWeights {
+  private readonly cache = new Map<string, HostWeight>();
+
+  constructor(private readonly source: TensorSource) {}
+
+  has(name: string): boolean {
+    return this.source.has(name);
+  }
+
+  /** The tensor as float32 in its file layout. */
+  get(name: string): HostWeight {
+    let w = this.cache.get(name);
+    if (!w) {
+      w = toFloat32(this.source, name);
+      this.cache.set(name, w);
+    }
+    return w;
+  }
+
+  /** A linear layer's [out, in] weight transposed to [in, out], so graphs compute x @ W^T as a plain MatMul. */
+  transposed(name: string): HostWeight {
+    const key = `${name}^T`;
+    let w = this.cache.get(key);
+    if (!w) {
+      const { shape, data } = this.get(name);
+      if (shape.length !== 2) throw new Error(`${this.source.path}: "${name}" should be a 2-D linear weight, has shape [${shape}]`);
+      const [rows, cols] = shape;
+      const t = new Float32Array(data.length);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = data[r * cols + c];
+      w = { shape: [cols, rows], data: t };
+      this.cache.set(key, w);
+    }
+    return w;
+  }
+
+  /** Adds `name` to a graph as an initializer (frozen: never an input, never differentiated). */
+  constant(b: Builder, name: string, transposed = false): Value {
+    const w = transposed ? this.transposed(name) : this.get(name);
+    return b.graph.initializer(transposed ? `${name}.T` : name, { dtype: "float32", shape: w.shape, data: w.data });
+  }
+
+  /** Drops the float32 copies (the runtime holds its own once sessions exist). */
+  clear(): void {
+    this.cache.clear();
+  }
+}
+
+function toFloat32(source: TensorSource, name: string): HostWeight {
+  const t = source.read(name);
+  switch (t.dtype) {
+    case "F32":
+      return { shape: t.shape, data: t.data as Float32Array };
+    case "F16":
+      return { shape: t.shape, data: f16BitsToFloat32(t.data as Uint16Array) };
+    case "BF16":
+      return { shape: t.shape, data: bf16BitsToFloat32(t.data as Uint16Array) };
+    case "F64":
+      return { shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
+    default:
+      throw new Error(`${source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
+  }
+}

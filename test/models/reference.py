@@ -1,0 +1,110 @@
+"""Independent reference for tunelab's decoder: Hugging Face's Llama/Qwen2 math written directly in PyTorch.
+
+Reads a model folder (config.json + model.safetensors), a LoRA adapter given as JSON and a batch; prints the
+causal-LM loss (mean NLL over predicted tokens) and the gradients of every LoRA tensor, in float64.
+Used only by the tests (Debian's python3-torch); it never imports tunelab.
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+import torch
+
+DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        raw = data[8 + n + begin : 8 + n + end]
+        if info["dtype"] == "BF16":
+            bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
+            arr = bits.view(np.float32)
+        else:
+            arr = np.frombuffer(raw, dtype=DTYPES[info["dtype"]])
+        out[name] = torch.tensor(arr.astype(np.float64).reshape(info["shape"]))
+    return out
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def main():
+    spec = json.load(sys.stdin)
+    cfg = json.load(open(spec["model"] + "/config.json"))
+    W = read_safetensors(spec["model"] + "/model.safetensors")
+    lora = {k: torch.tensor(np.array(v, dtype=np.float64), requires_grad=True) for k, v in spec["lora"].items()}
+    scaling = spec["scaling"]
+    ids = torch.tensor(spec["input_ids"])
+    mask = torch.tensor(spec["attention_mask"])
+    labels = torch.tensor(spec["labels"])
+
+    H = cfg["hidden_size"]
+    nh = cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads", nh)
+    hd = cfg.get("head_dim", H // nh)
+    eps = cfg["rms_norm_eps"]
+    qwen = cfg["model_type"] == "qwen2"
+    B, S = ids.shape
+
+    def linear(x, path, bias):
+        y = x @ W[path + ".weight"].T
+        if bias:
+            y = y + W[path + ".bias"]
+        if path + ".lora_A" in lora:
+            y = y + (x @ lora[path + ".lora_A"].T) @ lora[path + ".lora_B"].T * scaling
+        return y
+
+    inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    pos = torch.arange(S, dtype=torch.float64)
+    freqs = torch.outer(pos, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+
+    causal = torch.triu(torch.ones(S, S, dtype=torch.bool), diagonal=1)
+    blocked = causal[None, None] | (mask == 0)[:, None, None, :]
+    bias_mask = torch.zeros(B, 1, S, S, dtype=torch.float64).masked_fill(blocked, torch.finfo(torch.float64).min)
+
+    x = W["model.embed_tokens.weight"][ids]
+    qkv_bias = qwen or cfg.get("attention_bias", False)
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}"
+        h = rms_norm(x, W[p + ".input_layernorm.weight"], eps)
+        q = linear(h, p + ".self_attn.q_proj", qkv_bias).view(B, S, nh, hd).transpose(1, 2)
+        k = linear(h, p + ".self_attn.k_proj", qkv_bias).view(B, S, nkv, hd).transpose(1, 2)
+        v = linear(h, p + ".self_attn.v_proj", qkv_bias).view(B, S, nkv, hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(nh // nkv, dim=1)
+        v = v.repeat_interleave(nh // nkv, dim=1)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + bias_mask, dim=-1)
+        o = (att @ v).transpose(1, 2).reshape(B, S, nh * hd)
+        x = x + linear(o, p + ".self_attn.o_proj", (not qwen) and cfg.get("attention_bias", False))
+        h2 = rms_norm(x, W[p + ".post_attention_layernorm.weight"], eps)
+        mlp_bias = cfg.get("mlp_bias", False)
+        g = torch.nn.functional.silu(linear(h2, p + ".mlp.gate_proj", mlp_bias)) * linear(h2, p + ".mlp.up_proj", mlp_bias)
+        x = x + linear(g, p + ".mlp.down_proj", mlp_bias)
+    x = rms_norm(x, W["model.norm.weight"], eps)
+    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
+    logits = x @ head.T
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+    loss.backward()
+    print(json.dumps({"loss": loss.item(), "grads": {k: v.grad.flatten().tolist() for k, v in lora.items()}}))
+
+
+main()

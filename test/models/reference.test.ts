@@ -1,0 +1,97 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { createTinyModel } from "../../sdk/io/tiny";
+import { makeLoraConfig } from "../../sdk/io/peft";
+import { openModel } from "../../sdk/models/model";
+import { loraModules, loraNames, loraTrainables } from "../../sdk/models/lora";
+import { causalLMForward } from "../../sdk/models/tasks";
+import { compileGradStep, names } from "../../sdk/train/step";
+import { Session } from "../../sdk/runtime/session";
+import { Rng } from "../../sdk/util/random";
+
+const python = "/usr/bin/python3";
+const hasTorch = (() => {
+  try {
+    execFileSync(python, ["-c", "import torch"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const script = path.join(__dirname, "../../../test/models/reference.py");
+
+const batch = {
+  inputIds: [
+    [5, 72, 101, 108, 108, 111, 33, 9],
+    [5, 84, 117, 110, 101, 0, 0, 0],
+  ],
+  attentionMask: [
+    [1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 0, 0, 0],
+  ],
+  labels: [
+    [-100, -100, 101, 108, 108, 111, 33, 9],
+    [-100, 84, 117, 110, 101, -100, -100, -100],
+  ],
+};
+const int64 = (rows: number[][]) => ({ dtype: "int64" as const, shape: [rows.length, rows[0].length], data: BigInt64Array.from(rows.flat().map(BigInt)) });
+
+for (const arch of ["llama", "qwen2"] as const) {
+  test(`${arch}: loss and LoRA gradients match an independent PyTorch implementation`, { skip: hasTorch ? false : "python3-torch is not installed" }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), `tunelab-ref-${arch}-`));
+    createTinyModel({ arch, out: dir, seed: 11, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, tieWordEmbeddings: arch === "qwen2", initStd: 0.2 });
+    const model = openModel(dir);
+    const lora = makeLoraConfig({ r: 4, loraAlpha: 8, targetModules: "all-linear" });
+    const modules = loraModules(model.config, lora);
+    // B starts at zero in PEFT; give it random values so both A and B gradients are non-trivial.
+    const rng = new Rng(5);
+    const trainable = loraTrainables(modules, 3).map((t) => ({ ...t, init: t.name.endsWith("lora_B") ? Float32Array.from(t.init, () => rng.normal() * 0.1) : t.init }));
+
+    const bytes = compileGradStep(causalLMForward({ config: model.config, weights: model.weights, lora: modules, loraDropout: 0 }), trainable);
+    const session = await Session.create(bytes);
+    const feeds: Record<string, any> = { input_ids: int64(batch.inputIds), attention_mask: int64(batch.attentionMask), labels: int64(batch.labels) };
+    for (const t of trainable) feeds[names.param(t.name)] = { dtype: "float32", shape: t.shape, data: t.init };
+    const out = await session.run(feeds);
+    await session.release();
+    const count = Number(out[names.count].data[0]);
+    const loss = Number(out[names.lossSum].data[0]) / count;
+
+    const spec = {
+      model: dir,
+      scaling: modules[0].scaling,
+      lora: Object.fromEntries(trainable.map((t) => [t.name, chunk(Array.from(t.init), t.shape[1])])),
+      input_ids: batch.inputIds,
+      attention_mask: batch.attentionMask,
+      labels: batch.labels,
+    };
+    const ref = JSON.parse(execFileSync(python, [script], { input: JSON.stringify(spec), encoding: "utf8" }));
+    assert.ok(Math.abs(loss - ref.loss) < 1e-5 * Math.abs(ref.loss), `loss ${loss} vs reference ${ref.loss}`);
+    assert.equal(count, 10); // labels[:, 1:] that are not -100: 6 + 4
+    let worst = 0;
+    for (const m of modules) {
+      for (const name of [loraNames(m.path).A, loraNames(m.path).B]) {
+        const got = out[names.grad(name)].data as Float32Array;
+        const want: number[] = ref.grads[name];
+        const scale = Math.max(...want.map(Math.abs));
+        assert.ok(scale > 0, `${name}: reference gradient is all zero`);
+        for (let i = 0; i < want.length; i++) {
+          const err = Math.abs(got[i] / count - want[i]) / scale;
+          worst = Math.max(worst, err);
+          assert.ok(err < 2e-4, `${name}[${i}]: ${got[i] / count} vs reference ${want[i]}`);
+        }
+      }
+    }
+    assert.ok(existsSync(dir));
+    console.log(`${arch}: loss ${loss.toFixed(6)} (ref ${ref.loss.toFixed(6)}), worst relative gradient error ${worst.toExponential(2)}`);
+  });
+}
+
+function chunk(values: number[], cols: number): number[][] {
+  const rows: number[][] = [];
+  for (let i = 0; i < values.length; i += cols) rows.push(values.slice(i, i + cols));
+  return rows;
+}
