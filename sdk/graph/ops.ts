@@ -111,7 +111,9 @@ export class Builder {
   abs(x: Value): Value {
     return this.unary("Abs", x);
   }
+  /** Error function (computed in float32 for float64 inputs: the CPU provider has no float64 Erf kernel). */
   erf(x: Value): Value {
+    if (x.dtype === "float64") return this.cast(this.unary("Erf", this.cast(x, "float32")), "float64");
     return this.unary("Erf", x);
   }
   sin(x: Value): Value {
