@@ -1,7 +1,7 @@
 /** The frozen base weights: read once from safetensors as float32, linears pre-transposed to [in, out]. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
-import { bf16BitsToFloat32, f16BitsToFloat32, TensorSource } from "../io/safetensors";
+import { toFloat32, TensorSource } from "../io/safetensors";
 
 /** A float32 tensor on the host. */
 export interface HostWeight {
@@ -23,7 +23,7 @@ export class FrozenWeights {
   get(name: string): HostWeight {
     let w = this.cache.get(name);
     if (!w) {
-      w = toFloat32(this.source, name);
+      w = readFloat32(this.source, name);
       this.cache.set(name, w);
     }
     return w;
@@ -57,18 +57,10 @@ export class FrozenWeights {
   }
 }
 
-function toFloat32(source: TensorSource, name: string): HostWeight {
+function readFloat32(source: TensorSource, name: string): HostWeight {
   const t = source.read(name);
-  switch (t.dtype) {
-    case "F32":
-      return { shape: t.shape, data: t.data as Float32Array };
-    case "F16":
-      return { shape: t.shape, data: f16BitsToFloat32(t.data as Uint16Array) };
-    case "BF16":
-      return { shape: t.shape, data: bf16BitsToFloat32(t.data as Uint16Array) };
-    case "F64":
-      return { shape: t.shape, data: Float32Array.from(t.data as Float64Array) };
-    default:
-      throw new Error(`${source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
+  if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) {
+    throw new Error(`${source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
   }
+  return { shape: t.shape, data: toFloat32(t) };
 }

@@ -1,0 +1,146 @@
+/** `tunelab model create|info`: write a tiny random HF model folder, or describe an existing one. */
+import { parseFlags, type CliCommand } from "../command";
+import { createTinyModel, type TinyModelOptions } from "../../io/tiny";
+import { readModelConfig } from "../../io/config";
+import { openWeights } from "../../io/safetensors";
+import { Tokenizer } from "../../io/tokenizer";
+
+const USAGE = `usage:
+  tunelab model create --arch llama|qwen2 --out DIR --seed N [--hidden-size N] [--intermediate-size N]
+                       [--layers N] [--heads N] [--kv-heads N] [--tokenizer byte|qwen3|deepseek_v3] [--tie]
+                       [--dtype float32|float16|bfloat16]
+  tunelab model info DIR`;
+
+const CREATE_FLAGS = new Set([
+  "arch",
+  "out",
+  "seed",
+  "hidden-size",
+  "intermediate-size",
+  "layers",
+  "heads",
+  "kv-heads",
+  "tokenizer",
+  "tie",
+  "dtype",
+]);
+
+/** An integer flag, or undefined when absent; throws naming the flag otherwise. */
+function intFlag(flags: ReturnType<typeof parseFlags>, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !/^-?\d+$/.test(v)) throw new Error(`--${name} needs an integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function stringFlag(flags: ReturnType<typeof parseFlags>, name: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") throw new Error(`--${name} needs a value`);
+  return v;
+}
+
+function create(argv: string[]): number {
+  const flags = parseFlags(argv);
+  for (const key of Object.keys(flags)) {
+    if (key !== "_" && !CREATE_FLAGS.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+  }
+  if (flags._.length > 0) throw new Error(`unexpected argument ${flags._[0]}\n${USAGE}`);
+  const arch = stringFlag(flags, "arch");
+  const out = stringFlag(flags, "out");
+  const seed = intFlag(flags, "seed");
+  if (arch !== "llama" && arch !== "qwen2") throw new Error(`--arch must be llama or qwen2\n${USAGE}`);
+  if (!out) throw new Error(`--out DIR is required\n${USAGE}`);
+  if (seed === undefined) throw new Error(`--seed N is required\n${USAGE}`);
+  const tokenizer = stringFlag(flags, "tokenizer") ?? "byte";
+  if (tokenizer !== "byte" && tokenizer !== "qwen3" && tokenizer !== "deepseek_v3") {
+    throw new Error(`--tokenizer must be byte, qwen3 or deepseek_v3, got ${tokenizer}`);
+  }
+  const dtype = stringFlag(flags, "dtype") ?? "float32";
+  if (dtype !== "float32" && dtype !== "float16" && dtype !== "bfloat16") {
+    throw new Error(`--dtype must be float32, float16 or bfloat16, got ${dtype}`);
+  }
+  if (flags.tie !== undefined && flags.tie !== true) throw new Error("--tie takes no value");
+  const options: TinyModelOptions = {
+    arch,
+    out,
+    seed,
+    hiddenSize: intFlag(flags, "hidden-size"),
+    intermediateSize: intFlag(flags, "intermediate-size"),
+    numLayers: intFlag(flags, "layers"),
+    numHeads: intFlag(flags, "heads"),
+    numKvHeads: intFlag(flags, "kv-heads"),
+    tieWordEmbeddings: flags.tie === true,
+    tokenizer,
+    dtype,
+  };
+  const info = createTinyModel(options);
+  const c = info.config;
+  let params = 0;
+  for (const shape of info.tensors.values()) params += shape.reduce((a, b) => a * b, 1);
+  console.log(
+    `wrote ${info.dir}: ${c.architecture}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ` +
+      `heads ${c.numAttentionHeads}/${c.numKeyValueHeads}, vocab ${c.vocabSize}, ${params} parameters, tokenizer ${tokenizer}`,
+  );
+  return 0;
+}
+
+function info(argv: string[]): number {
+  const flags = parseFlags(argv);
+  const dir = flags._[0];
+  if (!dir || flags._.length > 1) throw new Error(USAGE);
+  const c = readModelConfig(dir);
+  const weights = openWeights(dir);
+  let params = 0;
+  const dtypes = new Set<string>();
+  try {
+    for (const name of weights.names()) {
+      const t = weights.info(name);
+      params += t.shape.reduce((a, b) => a * b, 1);
+      dtypes.add(t.dtype);
+    }
+  } finally {
+    weights.close();
+  }
+  const tok = Tokenizer.fromDir(dir);
+  console.log(
+    JSON.stringify(
+      {
+        architecture: c.architecture,
+        layers: c.numHiddenLayers,
+        hiddenSize: c.hiddenSize,
+        intermediateSize: c.intermediateSize,
+        heads: c.numAttentionHeads,
+        kvHeads: c.numKeyValueHeads,
+        headDim: c.headDim,
+        vocabSize: c.vocabSize,
+        tokenizerVocabSize: tok.vocabSize,
+        tieWordEmbeddings: c.tieWordEmbeddings,
+        parameters: params,
+        dtypes: [...dtypes],
+        chatTemplate: tok.hasChatTemplate,
+      },
+      null,
+      2,
+    ),
+  );
+  return 0;
+}
+
+/** The `tunelab model` command. */
+export const command: CliCommand = {
+  name: "model",
+  summary: "create a tiny random HF model folder (model create), or describe one (model info DIR)",
+  async run(argv: string[]): Promise<number> {
+    const [sub, ...rest] = argv;
+    try {
+      if (sub === "create") return create(rest);
+      if (sub === "info") return info(rest);
+      console.error(sub === undefined || sub === "--help" || sub === "-h" ? USAGE : `unknown subcommand "${sub}"\n${USAGE}`);
+      return sub === "--help" || sub === "-h" ? 0 : 2;
+    } catch (err) {
+      console.error(`tunelab model ${sub}: ${(err as Error).message}`);
+      return 1;
+    }
+  },
+};

@@ -1,0 +1,27 @@
+/** Evaluation: classification and language-model metrics, and the displayable EvalReport. */
+export {
+  accuracy,
+  argmaxRows,
+  classificationMetrics,
+  confusionMatrix,
+  f1Score,
+  perClassScores,
+  perplexity,
+  perplexityFromSum,
+  precisionScore,
+  recallScore,
+  tokenAccuracy,
+  uniqueLabels,
+} from "./metrics";
+export type {
+  Average,
+  AverageOptions,
+  ClassificationMetrics,
+  ClassScores,
+  ConfusionMatrix,
+  Label,
+  TokenAccuracyOptions,
+  TokenIds,
+} from "./metrics";
+export { EvalReport } from "./report";
+export type { ClassificationReportOptions, EvalReportInit, EvalReportJson } from "./report";

@@ -1,0 +1,10 @@
+/** Reading and writing Hugging Face model folders: safetensors, config, tokenizer and chat template, PEFT adapters, tiny models. */
+export * from "./safetensors";
+export * from "./float16";
+export * from "./config";
+export * from "./tokenizer";
+export * from "./peft";
+export * from "./tiny";
+export { byteTokenizer, bytesToUnicode, deepseekR1Template, packagedTokenizer, tinyTokenizer } from "./tiny_tokenizers";
+export type { TinyTokenizerKind, TokenizerFiles } from "./tiny_tokenizers";
+export { writeFileAtomic, writeFileAtomicWith, writeJsonAtomic } from "./atomic";
