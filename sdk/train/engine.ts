@@ -129,7 +129,7 @@ export class StepEngine {
       out = await (await this.session("apply")).run(feeds);
     }
     const gradNorm = num(out[names.gradNorm]);
-    const applied = Number.isFinite(gradNorm);
+    const applied = Number.isFinite(gradNorm) && Number.isFinite(lossSum);
     if (applied) {
       for (const name of this.params.keys()) this.params.set(name, out[names.newParam(name)]);
       for (const key of this.state.keys()) this.state.set(key, out[key.replace(/^state\./, "new_state.")]);

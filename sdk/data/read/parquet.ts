@@ -1,0 +1,31 @@
+/** Parquet reading through hyparquet (pure JS): one record per row, numbered from 1 like lines. */
+import { readFileSync } from "node:fs";
+import { parquetReadObjects } from "hyparquet";
+import type { ReadResult } from "./json";
+
+/** Reads every row of a Parquet file as a plain object (int64 values become numbers when they fit exactly). */
+export async function readParquet(path: string, source: string): Promise<ReadResult> {
+  const buf = readFileSync(path);
+  const file = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await parquetReadObjects({ file });
+  } catch (e) {
+    throw new Error(`${source}: not a readable Parquet file: ${(e as Error).message}`);
+  }
+  return { records: rows.map((r, k) => ({ value: plain(r), line: k + 1 })), issues: [] };
+}
+
+/** Converts bigint to number where exact (labels stored as int64 are common) and recurses into lists/structs. */
+function plain(v: unknown): unknown {
+  if (typeof v === "bigint") {
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  }
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = plain(x);
+    return out;
+  }
+  return v;
+}
