@@ -2,6 +2,10 @@
  * The Llama / Qwen2 decoder as a graph, computed as transformers' LlamaModel and Qwen2Model do: token embedding,
  * per layer RMSNorm -> grouped-query attention with rotary embeddings -> residual -> RMSNorm -> SwiGLU MLP ->
  * residual, then a final RMSNorm. Qwen2 differs only by q/k/v biases, which the config reports.
+ *
+ * Training builds it over a whole sequence (positions 0..S-1). Generation builds the same layers with a key/value
+ * cache: the new tokens' keys and values are appended to the past ones, rotary embeddings use the tokens'
+ * absolute positions, and the causal mask compares cache slots (query slot past+i sees key slots 0..past+i).
  */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
@@ -23,6 +27,34 @@ export interface LoraInGraph {
   dropout: DropoutContext | null;
 }
 
+/** Graph inputs of a cached (generation) pass, besides input_ids [batch, seq] and attention_mask [batch, past+seq]. */
+export interface CacheInputs {
+  /** int64 [batch, seq]: absolute position of each new token (rotary embeddings). */
+  positionIds: Value;
+  /** Per layer, float32 [batch, kvHeads, past, headDim]: keys after rotary embedding, as transformers caches them. */
+  pastKeys: Value[];
+  /** Per layer, float32 [batch, kvHeads, past, headDim]. */
+  pastValues: Value[];
+}
+
+/** Input and output names of the generation graph. */
+export const cacheNames = {
+  positionIds: "position_ids",
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  presentKey: (layer: number) => `present_key.${layer}`,
+  presentValue: (layer: number) => `present_value.${layer}`,
+};
+
+/** A decoder pass with a cache: final hidden states of the new tokens and the grown cache per layer. */
+export interface CachedDecoderOutputs {
+  /** [batch, seq, hidden] for the new tokens only. */
+  hidden: Value;
+  /** Per layer [batch, kvHeads, past+seq, headDim]: past keys followed by the new ones. */
+  presentKeys: Value[];
+  presentValues: Value[];
+}
+
 /** The large negative added to masked attention scores (as transformers uses the dtype's minimum). */
 const MASKED = -3.4e38;
 
@@ -34,13 +66,76 @@ export function declareDecoderInputs(b: Builder): DecoderInputs {
   };
 }
 
+/**
+ * Declares the generation graph's inputs: input_ids and position_ids [batch, seq], attention_mask
+ * [batch, past+seq] covering past and new tokens, and past_key.{l} / past_value.{l} [batch, kvHeads, past, headDim]
+ * ("past" may be 0 for the first pass over a prompt).
+ */
+export function declareCacheInputs(b: Builder, config: ModelConfig): DecoderInputs & { cache: CacheInputs } {
+  const kvShape = ["batch", config.numKeyValueHeads, "past", config.headDim];
+  const layers = Array.from({ length: config.numHiddenLayers }, (_, l) => l);
+  return {
+    inputIds: b.graph.input("input_ids", "int64", ["batch", "seq"]),
+    attentionMask: b.graph.input("attention_mask", "int64", ["batch", "past+seq"]),
+    cache: {
+      positionIds: b.graph.input(cacheNames.positionIds, "int64", ["batch", "seq"]),
+      pastKeys: layers.map((l) => b.graph.input(cacheNames.pastKey(l), "float32", kvShape)),
+      pastValues: layers.map((l) => b.graph.input(cacheNames.pastValue(l), "float32", kvShape)),
+    },
+  };
+}
+
 /** Builds the decoder and returns the final hidden states [batch, seq, hidden]. */
 export function buildDecoder(b: Builder, config: ModelConfig, weights: FrozenWeights, inputs: DecoderInputs, lora: LoraInGraph | null): Value {
+  return decoderLayers(b, config, weights, inputs, lora, null).hidden;
+}
+
+/** Builds the decoder over new tokens after a key/value cache; returns their hidden states and the grown cache. */
+export function buildCachedDecoder(
+  b: Builder,
+  config: ModelConfig,
+  weights: FrozenWeights,
+  inputs: DecoderInputs,
+  cache: CacheInputs,
+  lora: LoraInGraph | null,
+): CachedDecoderOutputs {
+  if (cache.pastKeys.length !== config.numHiddenLayers || cache.pastValues.length !== config.numHiddenLayers) {
+    throw new Error(`buildCachedDecoder: need past keys and values for ${config.numHiddenLayers} layers, got ${cache.pastKeys.length} and ${cache.pastValues.length}`);
+  }
+  return decoderLayers(b, config, weights, inputs, lora, cache);
+}
+
+/** The shared body of both passes; `cache` null is the training pass (no past, positions 0..S-1). */
+function decoderLayers(
+  b: Builder,
+  config: ModelConfig,
+  weights: FrozenWeights,
+  inputs: DecoderInputs,
+  lora: LoraInGraph | null,
+  cache: CacheInputs | null,
+): CachedDecoderOutputs {
   const { inputIds, attentionMask } = inputs;
-  const seqLen = b.gather(b.shapeOf(inputIds), b.scalar(1, "int64"), 0);
-  const positions = b.unsqueeze(b.range(b.scalar(0, "int64"), seqLen, b.scalar(1, "int64"), "seq"), [0]); // [1, S]
+  const i64 = (v: number) => b.scalar(v, "int64");
+  const seqLen = b.gather(b.shapeOf(inputIds), i64(1), 0);
+  let positions: Value;
+  let querySlots: Value;
+  let keySlots: Value;
+  if (cache) {
+    // Slots index the cache (past tokens first); positions are the tokens' own places in their sequence, which
+    // differ from slots in a left-padded batch.
+    const past = b.gather(b.shapeOf(cache.pastKeys[0]), i64(2), 0);
+    const total = b.gather(b.shapeOf(attentionMask), i64(1), 0);
+    positions = cache.positionIds;
+    querySlots = b.range(past, b.add(past, seqLen), i64(1), "seq");
+    keySlots = b.range(i64(0), total, i64(1), "past+seq");
+  } else {
+    const slots = b.range(i64(0), seqLen, i64(1), "seq");
+    positions = b.unsqueeze(slots, [0]); // [1, S]
+    querySlots = slots;
+    keySlots = slots;
+  }
   const { cos, sin } = rotaryTables(b, config, positions);
-  const mask = attentionBias(b, positions, attentionMask);
+  const mask = attentionBias(b, querySlots, keySlots, attentionMask);
 
   let x = b.gather(weights.constant(b, "model.embed_tokens.weight"), inputIds, 0);
   let salt = 0;
@@ -56,6 +151,8 @@ export function buildDecoder(b: Builder, config: ModelConfig, weights: FrozenWei
     return y;
   };
 
+  const presentKeys: Value[] = [];
+  const presentValues: Value[] = [];
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
     const prefix = `model.layers.${layer}`;
     const h = b.rmsNorm(x, weights.constant(b, `${prefix}.input_layernorm.weight`), config.rmsNormEps);
@@ -66,21 +163,29 @@ export function buildDecoder(b: Builder, config: ModelConfig, weights: FrozenWei
       cos,
       sin,
       mask,
+      past: cache ? { k: cache.pastKeys[layer], v: cache.pastValues[layer] } : null,
     });
-    x = b.add(x, linear(attn, layer, "o_proj", config.oProjBias));
+    if (attn.present) {
+      presentKeys.push(attn.present.k);
+      presentValues.push(attn.present.v);
+    }
+    x = b.add(x, linear(attn.context, layer, "o_proj", config.oProjBias));
     const h2 = b.rmsNorm(x, weights.constant(b, `${prefix}.post_attention_layernorm.weight`), config.rmsNormEps);
     const gated = b.mul(b.silu(linear(h2, layer, "gate_proj", config.mlpBias)), linear(h2, layer, "up_proj", config.mlpBias));
     x = b.add(x, linear(gated, layer, "down_proj", config.mlpBias));
   }
-  return b.rmsNorm(x, weights.constant(b, "model.norm.weight"), config.rmsNormEps);
+  return { hidden: b.rmsNorm(x, weights.constant(b, "model.norm.weight"), config.rmsNormEps), presentKeys, presentValues };
 }
 
-/** Additive attention bias [batch, 1, 1, seq, seq]: causal, and padding keys masked out. */
-function attentionBias(b: Builder, positions: Value, attentionMask: Value): Value {
-  const query = b.unsqueeze(b.squeeze(positions, [0]), [1]); // [S, 1]
-  const future = b.compare("Greater", positions, query); // [S, S]: key after query
-  const padding = b.unsqueeze(b.compare("Equal", attentionMask, b.scalar(0, "int64")), [1, 2, 3]); // [B,1,1,1,S]
-  const [blocked] = b.op("Or", [future, padding], [{ dtype: "bool", shape: ["batch", 1, 1, "seq", "seq"] }]);
+/**
+ * Additive attention bias [batch, 1, 1, seq, keys]: a query may not see a key in a later cache slot, nor a
+ * padding key. `querySlots` [S] and `keySlots` [T] are int64 slot indices; `attentionMask` is [batch, T].
+ */
+function attentionBias(b: Builder, querySlots: Value, keySlots: Value, attentionMask: Value): Value {
+  const query = b.unsqueeze(querySlots, [1]); // [S, 1]
+  const future = b.compare("Greater", b.unsqueeze(keySlots, [0]), query); // [S, T]: key after query
+  const padding = b.unsqueeze(b.compare("Equal", attentionMask, b.scalar(0, "int64")), [1, 2, 3]); // [B,1,1,1,T]
+  const [blocked] = b.op("Or", [future, padding], [{ dtype: "bool", shape: ["batch", 1, 1, querySlots.shape[0], keySlots.shape[0]] }]);
   return b.where(blocked, b.scalar(MASKED), b.scalar(0));
 }
 
@@ -91,6 +196,14 @@ interface AttentionInputs {
   cos: Value;
   sin: Value;
   mask: Value;
+  /** Cached keys (after rotary) and values [batch, kvHeads, past, headDim]; null without a cache. */
+  past: { k: Value; v: Value } | null;
+}
+
+/** Attention's result [batch, seq, heads*dim], and with a cache the grown keys/values [batch, kv, past+seq, dim]. */
+interface AttentionOutputs {
+  context: Value;
+  present: { k: Value; v: Value } | null;
 }
 
 /**
@@ -98,17 +211,24 @@ interface AttentionInputs {
  * [batch, kvHeads, 1, seq, dim], so MatMul's broadcasting shares each key/value head with its group
  * without materialising repeated copies (transformers' repeat_kv gives the same numbers).
  */
-function attention(b: Builder, config: ModelConfig, t: AttentionInputs): Value {
+function attention(b: Builder, config: ModelConfig, t: AttentionInputs): AttentionOutputs {
   const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim: dim } = config;
   const groups = heads / kvHeads;
   const q = b.transpose(b.reshape(t.q, [0, 0, kvHeads, groups, dim]), [0, 2, 3, 1, 4]);
   const k = b.unsqueeze(b.transpose(b.reshape(t.k, [0, 0, kvHeads, dim]), [0, 2, 1, 3]), [2]);
   const v = b.unsqueeze(b.transpose(b.reshape(t.v, [0, 0, kvHeads, dim]), [0, 2, 1, 3]), [2]);
   const qr = applyRotary(b, q, t.cos, t.sin, dim);
-  const kr = applyRotary(b, k, t.cos, t.sin, dim);
-  const scores = b.add(b.mul(b.matmul(qr, b.transpose(kr, [0, 1, 2, 4, 3])), b.scalar(1 / Math.sqrt(dim))), t.mask);
-  const context = b.matmul(b.softmax(scores, -1), v); // [B, kv, groups, S, D]
-  return b.reshape(b.transpose(context, [0, 3, 1, 2, 4]), [0, 0, heads * dim]);
+  let keys = applyRotary(b, k, t.cos, t.sin, dim);
+  let values = v;
+  let present: AttentionOutputs["present"] = null;
+  if (t.past) {
+    keys = b.concat([b.unsqueeze(t.past.k, [2]), keys], 3); // [B, kv, 1, past+S, D]
+    values = b.concat([b.unsqueeze(t.past.v, [2]), values], 3);
+    present = { k: b.squeeze(keys, [2]), v: b.squeeze(values, [2]) };
+  }
+  const scores = b.add(b.mul(b.matmul(qr, b.transpose(keys, [0, 1, 2, 4, 3])), b.scalar(1 / Math.sqrt(dim))), t.mask);
+  const context = b.matmul(b.softmax(scores, -1), values); // [B, kv, groups, S, D]
+  return { context: b.reshape(b.transpose(context, [0, 3, 1, 2, 4]), [0, 0, heads * dim]), present };
 }
 
 /** Logits [batch, seq, vocab] from final hidden states (lm_head, or the embedding when tied). */

@@ -1,0 +1,456 @@
+/**
+ * Text generation as transformers' generate() does it: greedy or sampled decoding (temperature, top_k, top_p,
+ * repetition penalty), stopping at end-of-sequence ids or stop strings, over a key/value-cache graph so each new
+ * token costs one token's work. One session serves the prompt pass (empty cache) and every decoding step.
+ */
+import { Value } from "../graph/ir";
+import { Builder } from "../graph/ops";
+import { toOnnx } from "../graph/onnx";
+import { linearFeatures, ModelConfig } from "../io/config";
+import { Adapter, checkAdapterAgainstModel, loraScaling } from "../io/peft";
+import type { Tokenizer } from "../io/tokenizer";
+import { Device } from "../runtime/device";
+import { HostTensor, Session } from "../runtime/session";
+import { Rng } from "../util/random";
+import { buildCachedDecoder, cacheNames, declareCacheInputs, lmHead, LoraInGraph } from "./decoder";
+import { LoraModule, loraNames } from "./lora";
+import type { BaseModel } from "./model";
+import { FrozenWeights } from "./weights";
+
+// ---- LoRA weights given to generation and merging ------------------------------------------------------------
+
+/** Fixed LoRA weights: the modules and their tensors named "<modulePath>.lora_A" / ".lora_B" (as StepEngine holds them). */
+export interface LoraState {
+  modules: readonly LoraModule[];
+  tensors: ReadonlyMap<string, Float32Array>;
+}
+
+/** LoRA weights as the trainer holds them, or a PEFT adapter read with loadAdapter. */
+export type LoraSource = LoraState | Adapter;
+
+function isAdapter(source: LoraSource): source is Adapter {
+  return (source as Adapter).lora !== undefined && (source as Adapter).config !== undefined;
+}
+
+/** Normalises LoRA weights to LoraState and checks every module and tensor against the model's config. */
+export function resolveLora(config: ModelConfig, source: LoraSource): LoraState {
+  if (isAdapter(source)) {
+    checkAdapterAgainstModel(source, config);
+    const modules: LoraModule[] = [];
+    const tensors = new Map<string, Float32Array>();
+    for (const [path, w] of Object.entries(source.lora)) {
+      modules.push({ path, rank: w.rank, scaling: loraScaling(source.config, path), inFeatures: w.inFeatures, outFeatures: w.outFeatures });
+      tensors.set(loraNames(path).A, w.A);
+      tensors.set(loraNames(path).B, w.B);
+    }
+    return { modules, tensors };
+  }
+  for (const m of source.modules) {
+    const match = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$/.exec(m.path);
+    if (!match || Number(match[1]) >= config.numHiddenLayers) {
+      throw new Error(`LoRA module "${m.path}" is not a decoder linear layer of this ${config.numHiddenLayers}-layer ${config.architecture}`);
+    }
+    const want = linearFeatures(config, match[2]);
+    if (want.inFeatures !== m.inFeatures || want.outFeatures !== m.outFeatures) {
+      throw new Error(`LoRA module "${m.path}" is ${m.inFeatures} -> ${m.outFeatures}, the model's layer is ${want.inFeatures} -> ${want.outFeatures}`);
+    }
+    if (!Number.isSafeInteger(m.rank) || m.rank < 1 || !Number.isFinite(m.scaling)) {
+      throw new Error(`LoRA module "${m.path}": rank must be a positive integer and scaling finite, got ${m.rank} and ${m.scaling}`);
+    }
+    const n = loraNames(m.path);
+    for (const [name, size] of [[n.A, m.rank * m.inFeatures], [n.B, m.outFeatures * m.rank]] as const) {
+      const t = source.tensors.get(name);
+      if (!(t instanceof Float32Array) || t.length !== size) {
+        throw new Error(`LoRA tensor "${name}": expected a Float32Array of ${size} values, got ${t ? `${t.constructor.name}(${t.length})` : "nothing"}`);
+      }
+    }
+  }
+  return source;
+}
+
+// ---- the generation graph --------------------------------------------------------------------------------------
+
+/**
+ * The generation graph: inputs input_ids, position_ids [batch, seq], attention_mask [batch, past+seq] and
+ * past_key.{l} / past_value.{l}; outputs the last position's logits [batch, vocab] and present_key.{l} /
+ * present_value.{l}. LoRA tensors are constants (they do not change while generating).
+ */
+export function compileGenerationGraph(config: ModelConfig, weights: FrozenWeights, lora: LoraState | null): Uint8Array {
+  const b = new Builder();
+  const inputs = declareCacheInputs(b, config);
+  let loraIn: LoraInGraph | null = null;
+  if (lora && lora.modules.length > 0) {
+    const trainable = new Map<string, Value>();
+    for (const m of lora.modules) {
+      const n = loraNames(m.path);
+      trainable.set(n.A, b.constant(lora.tensors.get(n.A)!, [m.rank, m.inFeatures], "float32", n.A));
+      trainable.set(n.B, b.constant(lora.tensors.get(n.B)!, [m.outFeatures, m.rank], "float32", n.B));
+    }
+    loraIn = { modules: new Map(lora.modules.map((m) => [m.path, m])), trainable, dropout: null };
+  }
+  const out = buildCachedDecoder(b, config, weights, inputs, inputs.cache, loraIn);
+  // Only the last position's logits: the lm_head is the largest matmul, and the rest are never sampled from.
+  const last = b.gather(out.hidden, b.scalar(-1, "int64"), 1); // [batch, hidden]
+  b.graph.output(lmHead(b, config, weights, last), "logits");
+  out.presentKeys.forEach((k, l) => b.graph.output(k, cacheNames.presentKey(l)));
+  out.presentValues.forEach((v, l) => b.graph.output(v, cacheNames.presentValue(l)));
+  return toOnnx(b.graph);
+}
+
+// ---- logits processors (transformers' semantics) -------------------------------------------------------------
+
+/**
+ * transformers' RepetitionPenaltyLogitsProcessor, in place: for each distinct token in `tokens`, a positive
+ * score is divided by `penalty` and a negative one multiplied by it.
+ */
+export function applyRepetitionPenalty(scores: Float32Array | Float64Array, tokens: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const t of new Set(tokens)) {
+    const s = scores[t];
+    scores[t] = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
+/** transformers' TopKLogitsWarper, in place: scores below the k-th largest become -Infinity (ties with it are kept). */
+export function applyTopK(scores: Float32Array | Float64Array, k: number): void {
+  if (k <= 0 || k >= scores.length) return;
+  const sorted = Float64Array.from(scores).sort();
+  const kth = sorted[sorted.length - k];
+  for (let i = 0; i < scores.length; i++) if (scores[i] < kth) scores[i] = -Infinity;
+}
+
+/**
+ * transformers' TopPLogitsWarper, in place: tokens sorted by ascending probability are removed while the
+ * cumulative probability stays <= 1 - p; the most likely token is always kept.
+ */
+export function applyTopP(scores: Float32Array | Float64Array, p: number): void {
+  if (p >= 1) return;
+  const probs = softmax(scores);
+  const order = Array.from({ length: scores.length }, (_, i) => i).filter((i) => probs[i] > 0);
+  order.sort((a, b) => probs[a] - probs[b] || scores[a] - scores[b]);
+  let cumulative = 0;
+  for (let j = 0; j < order.length - 1; j++) {
+    cumulative += probs[order[j]];
+    if (cumulative > 1 - p) break;
+    scores[order[j]] = -Infinity;
+  }
+  for (let i = 0; i < scores.length; i++) if (probs[i] === 0) scores[i] = -Infinity;
+}
+
+/** Softmax in float64 (-Infinity scores get probability 0). */
+export function softmax(scores: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < scores.length; i++) if (scores[i] > max) max = scores[i];
+  const out = new Float64Array(scores.length);
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += out[i] = Math.exp(scores[i] - max);
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+/** Index of the largest score (the first one on ties, as torch.argmax). */
+export function argmax(scores: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
+  return best;
+}
+
+/** The decoding settings of one generate() call, after defaults. */
+export interface SamplingSettings {
+  doSample: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+}
+
+/**
+ * Picks the next token from one row of logits: repetition penalty over `seen` first, then (when sampling)
+ * temperature, top-k, top-p and a draw from the softmax, in transformers' order; greedy takes the argmax.
+ */
+export function selectToken(logits: ArrayLike<number>, seen: Iterable<number>, s: SamplingSettings, rng: Rng): number {
+  const scores = Float64Array.from(logits);
+  applyRepetitionPenalty(scores, seen, s.repetitionPenalty);
+  if (!s.doSample) return argmax(scores);
+  if (s.temperature !== 1) for (let i = 0; i < scores.length; i++) scores[i] /= s.temperature;
+  applyTopK(scores, s.topK);
+  applyTopP(scores, s.topP);
+  const probs = softmax(scores);
+  const u = rng.next();
+  let cumulative = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i] === 0) continue;
+    cumulative += probs[i];
+    last = i;
+    if (u < cumulative) return i;
+  }
+  return last; // u beyond a cumulative sum that rounded below 1
+}
+
+// ---- the generator --------------------------------------------------------------------------------------------
+
+/** A key/value cache for `batch` rows: per layer [batch, kvHeads, length, headDim]. */
+export interface KvCache {
+  batch: number;
+  length: number;
+  keys: HostTensor[];
+  values: HostTensor[];
+}
+
+/** One pass of the model over new tokens: `inputIds` [batch][seq] with optional mask and positions. */
+export interface ForwardInputs {
+  inputIds: readonly (readonly number[])[];
+  /** [batch][past+seq], 1 = real token; default all ones. */
+  attentionMask?: readonly (readonly number[])[];
+  /** [batch][seq] absolute positions; default past, past+1, ... */
+  positionIds?: readonly (readonly number[])[];
+}
+
+/** What one pass returns: each row's next-token logits (vocabulary order) and the grown cache. */
+export interface ForwardResult {
+  logits: Float32Array[];
+  cache: KvCache;
+}
+
+/** Why generation of a sequence ended: an end-of-sequence id or stop string, or max_new_tokens. */
+export type FinishReason = "stop" | "length";
+
+/** Options of `Generator.generate` (transformers' GenerationConfig names in camelCase). */
+export interface GenerateOptions {
+  /** Most new tokens (`max_new_tokens`); default generation_config.json's, else 256. */
+  maxNewTokens?: number;
+  /** Sample (true) or take the argmax (false); default generation_config.json's `do_sample`, else false. */
+  doSample?: boolean;
+  /** Divides the logits before sampling; 0 means greedy. Default generation_config.json's, else 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens when sampling (0 = off); default generation_config.json's, else 50 as transformers. */
+  topK?: number;
+  /** Nucleus sampling threshold in (0, 1]; default generation_config.json's, else 1 (off). */
+  topP?: number;
+  /** transformers' repetition penalty (> 0, 1 = off) over prompt and output tokens; default generation_config.json's, else 1. */
+  repetitionPenalty?: number;
+  /** Seed of this call's sampling; default: the generator's own seeded stream, which advances across calls. */
+  seed?: number;
+  /** Ids that end a sequence; default the tokenizer's eosTokenIds (which include generation_config.json's). */
+  eosTokenIds?: readonly number[];
+  /** Texts that end a sequence once they appear in the decoded output. */
+  stopStrings?: readonly string[];
+  /** false recomputes the whole sequence for every token (no cache), to check the cache. Default true. */
+  useCache?: boolean;
+  /** Called with each new token of each row as soon as it is chosen. */
+  onToken?: (tokenId: number, row: number) => void;
+}
+
+/** One generated sequence. */
+export interface GenerationResult {
+  /** The new tokens, without the end-of-sequence id that stopped them (a stop string's tokens are kept). */
+  tokens: number[];
+  /** The new tokens decoded, special tokens skipped. */
+  text: string;
+  finishReason: FinishReason;
+  /** Number of prompt tokens. */
+  promptTokens: number;
+}
+
+/** Options of a Generator. */
+export interface GeneratorOptions {
+  /** LoRA weights applied while generating (trainer tensors or a PEFT adapter); none by default. */
+  lora?: LoraSource | null;
+  /** Execution provider; default "cpu". */
+  device?: Device;
+  /** Threads for one op (default: onnxruntime's choice). */
+  threads?: number;
+  /** Seed of the generator's sampling stream, used by calls without their own seed; default 0. */
+  seed?: number;
+}
+
+/** Generates text from a base model (plus an optional LoRA adapter) with one cached-decoding session. */
+export class Generator {
+  readonly base: BaseModel;
+  private lora: LoraState | null;
+  private session: Promise<Session> | null = null;
+  private rng: Rng;
+
+  constructor(
+    base: BaseModel,
+    private readonly options: GeneratorOptions = {},
+  ) {
+    this.base = base;
+    this.lora = options.lora ? resolveLora(base.config, options.lora) : null;
+    this.rng = new Rng(options.seed ?? 0);
+  }
+
+  /** The model's tokenizer. */
+  get tokenizer(): Tokenizer {
+    return this.base.tokenizer;
+  }
+
+  /** Replaces the LoRA weights (e.g. after more training); the session is rebuilt on the next call. */
+  async setLora(lora: LoraSource | null): Promise<void> {
+    this.lora = lora ? resolveLora(this.base.config, lora) : null;
+    await this.release();
+  }
+
+  private getSession(): Promise<Session> {
+    if (!this.session) {
+      const bytes = compileGenerationGraph(this.base.config, this.base.weights, this.lora);
+      this.session = Session.create(bytes, { device: this.options.device, threads: this.options.threads });
+      this.session.catch(() => (this.session = null));
+    }
+    return this.session;
+  }
+
+  /** An empty cache for `batch` rows. */
+  emptyCache(batch: number): KvCache {
+    const { numHiddenLayers: layers, numKeyValueHeads: kv, headDim } = this.base.config;
+    const empty = (): HostTensor => ({ dtype: "float32", shape: [batch, kv, 0, headDim], data: new Float32Array(0) });
+    return { batch, length: 0, keys: Array.from({ length: layers }, empty), values: Array.from({ length: layers }, empty) };
+  }
+
+  /** Runs the model over new tokens after `cache` (none: an empty one); returns the last position's logits per row. */
+  async forward(inputs: ForwardInputs, cache: KvCache | null = null): Promise<ForwardResult> {
+    const ids = inputs.inputIds;
+    const batch = ids.length;
+    const seq = ids[0]?.length ?? 0;
+    if (batch === 0 || seq === 0) throw new Error("forward: inputIds must have at least one row and one token");
+    const past = cache ?? this.emptyCache(batch);
+    if (past.batch !== batch) throw new Error(`forward: the cache has ${past.batch} rows, inputIds has ${batch}`);
+    const total = past.length + seq;
+    const vocab = this.base.config.vocabSize;
+    const rect = (rows: readonly (readonly number[])[], width: number, what: string) => {
+      if (rows.length !== batch || rows.some((r) => r.length !== width)) throw new Error(`forward: ${what} must be ${batch} rows of ${width} values`);
+      return BigInt64Array.from(rows.flat(), (v) => BigInt(v));
+    };
+    for (const row of ids) {
+      for (const t of row) if (!Number.isSafeInteger(t) || t < 0 || t >= vocab) throw new Error(`forward: token id ${t} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    const mask = inputs.attentionMask ?? ids.map(() => new Array<number>(total).fill(1));
+    const positions = inputs.positionIds ?? ids.map(() => Array.from({ length: seq }, (_, i) => past.length + i));
+    const feeds: Record<string, HostTensor> = {
+      input_ids: { dtype: "int64", shape: [batch, seq], data: rect(ids, seq, "inputIds") },
+      attention_mask: { dtype: "int64", shape: [batch, total], data: rect(mask, total, "attentionMask (past + new tokens)") },
+      [cacheNames.positionIds]: { dtype: "int64", shape: [batch, seq], data: rect(positions, seq, "positionIds") },
+    };
+    past.keys.forEach((k, l) => (feeds[cacheNames.pastKey(l)] = k));
+    past.values.forEach((v, l) => (feeds[cacheNames.pastValue(l)] = v));
+    const out = await (await this.getSession()).run(feeds);
+    const logits = out.logits.data as Float32Array;
+    const layers = this.base.config.numHiddenLayers;
+    return {
+      logits: Array.from({ length: batch }, (_, r) => logits.subarray(r * vocab, (r + 1) * vocab)),
+      cache: {
+        batch,
+        length: total,
+        keys: Array.from({ length: layers }, (_, l) => out[cacheNames.presentKey(l)]),
+        values: Array.from({ length: layers }, (_, l) => out[cacheNames.presentValue(l)]),
+      },
+    };
+  }
+
+  /** The settings of one call: its options over generation_config.json over transformers' defaults. */
+  private settings(opts: GenerateOptions): SamplingSettings & { maxNewTokens: number; eos: Set<number>; stopStrings: readonly string[] } {
+    const g = this.base.generationConfig;
+    const temperature = opts.temperature ?? g?.temperature ?? 1;
+    const s = {
+      doSample: (opts.doSample ?? g?.doSample ?? false) && temperature > 0,
+      temperature,
+      topK: opts.topK ?? g?.topK ?? 50,
+      topP: opts.topP ?? g?.topP ?? 1,
+      repetitionPenalty: opts.repetitionPenalty ?? g?.repetitionPenalty ?? 1,
+      maxNewTokens: opts.maxNewTokens ?? g?.maxNewTokens ?? 256,
+      eos: new Set(opts.eosTokenIds ?? this.tokenizer.eosTokenIds),
+      stopStrings: opts.stopStrings ?? [],
+    };
+    const bad = (name: string, want: string, got: unknown) => new Error(`generate: ${name} must be ${want}, got ${JSON.stringify(got)}`);
+    if (!(s.temperature >= 0) || !Number.isFinite(s.temperature)) throw bad("temperature", "a number >= 0", s.temperature);
+    if (!Number.isSafeInteger(s.topK) || s.topK < 0) throw bad("topK", "an integer >= 0", s.topK);
+    if (!(s.topP > 0 && s.topP <= 1)) throw bad("topP", "in (0, 1]", s.topP);
+    if (!(s.repetitionPenalty > 0) || !Number.isFinite(s.repetitionPenalty)) throw bad("repetitionPenalty", "a number > 0", s.repetitionPenalty);
+    if (!Number.isSafeInteger(s.maxNewTokens) || s.maxNewTokens < 0) throw bad("maxNewTokens", "an integer >= 0", s.maxNewTokens);
+    if (s.stopStrings.some((x) => typeof x !== "string" || x.length === 0)) throw bad("stopStrings", "non-empty strings", s.stopStrings);
+    return s;
+  }
+
+  /** Generates a continuation of one prompt. */
+  generate(prompt: readonly number[], opts?: GenerateOptions): Promise<GenerationResult>;
+  /** Generates continuations of several prompts in one batch (left-padded, each row stops on its own). */
+  generate(prompts: readonly (readonly number[])[], opts?: GenerateOptions): Promise<GenerationResult[]>;
+  async generate(
+    prompt: readonly number[] | readonly (readonly number[])[],
+    opts: GenerateOptions = {},
+  ): Promise<GenerationResult | GenerationResult[]> {
+    const batched = prompt.length > 0 && Array.isArray(prompt[0]);
+    const prompts = (batched ? prompt : [prompt]) as readonly (readonly number[])[];
+    if (prompts.length === 0) throw new Error("generate: no prompts");
+    prompts.forEach((p, i) => {
+      if (!Array.isArray(p) || p.length === 0) throw new Error(`generate: prompt ${i} is empty; it needs at least one token`);
+    });
+    const s = this.settings(opts);
+    const rng = opts.seed !== undefined ? new Rng(opts.seed) : this.rng;
+    const useCache = opts.useCache ?? true;
+    const batch = prompts.length;
+    const width = Math.max(...prompts.map((p) => p.length));
+    const pad = this.tokenizer.padTokenId;
+
+    // Left padding, so every row's last prompt token is the last position; positions count real tokens only.
+    const ids = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
+    const mask = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+    const positions = prompts.map((p) => [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)]);
+    const outputs: number[][] = prompts.map(() => []);
+    const seen = prompts.map((p) => new Set(p));
+    const finish: (FinishReason | null)[] = prompts.map(() => null);
+    const decoded = prompts.map(() => "");
+
+    let cache: KvCache | null = null;
+    let feed = { inputIds: ids, positionIds: positions };
+    for (let step = 0; step < s.maxNewTokens && finish.some((f) => f === null); step++) {
+      const result: ForwardResult = useCache
+        ? await this.forward({ ...feed, attentionMask: mask }, cache)
+        : await this.forward({ inputIds: ids, positionIds: positions, attentionMask: mask }, null);
+      cache = useCache ? result.cache : null;
+      const next: number[] = [];
+      for (let row = 0; row < batch; row++) {
+        if (finish[row] !== null) {
+          next.push(pad); // finished rows keep the batch rectangular; what they compute is never read
+          continue;
+        }
+        const token = selectToken(result.logits[row], seen[row], s, rng);
+        next.push(token);
+        if (s.eos.has(token)) {
+          finish[row] = "stop";
+          continue;
+        }
+        outputs[row].push(token);
+        seen[row].add(token);
+        opts.onToken?.(token, row);
+        if (s.stopStrings.length > 0) {
+          const before = decoded[row].length;
+          decoded[row] = this.tokenizer.decode(outputs[row]);
+          const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
+          if (s.stopStrings.some((x) => decoded[row].indexOf(x, from) >= 0)) finish[row] = "stop";
+        }
+      }
+      for (let row = 0; row < batch; row++) {
+        ids[row].push(next[row]);
+        mask[row].push(1);
+        positions[row].push(positions[row][positions[row].length - 1] + 1);
+      }
+      feed = { inputIds: next.map((t) => [t]), positionIds: positions.map((p) => [p[p.length - 1]]) };
+    }
+    const results = prompts.map((p, row) => ({
+      tokens: outputs[row],
+      text: this.tokenizer.decode(outputs[row], { skipSpecialTokens: true }),
+      finishReason: finish[row] ?? "length",
+      promptTokens: p.length,
+    }));
+    return batched ? results : results[0];
+  }
+
+  /** Frees the session (a later call makes a new one). */
+  async release(): Promise<void> {
+    const session = this.session;
+    this.session = null;
+    if (session) await (await session).release();
+  }
+}
