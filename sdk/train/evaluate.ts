@@ -2,7 +2,13 @@
 import { collate, type Batch } from "../data/batch";
 import type { TokenizedExample } from "../data/tokenize";
 import { argmaxRows, classificationMetrics } from "../eval/metrics";
-import type { Feeds } from "./engine";
+import type { Adapter } from "../io/peft";
+import { loraNames, type LoraModule } from "../models/lora";
+import type { BaseModel } from "../models/model";
+import { causalLMForward, classificationForward, SCORE_WEIGHT } from "../models/tasks";
+import type { Device } from "../runtime/device";
+import { StepEngine, type Feeds } from "./engine";
+import type { TrainableSpec } from "./step";
 
 /** Runs the eval graph on one batch; resolves to summed loss, count and outputs (as StepEngine.evaluate does). */
 export type EvalFn = (feeds: Feeds) => Promise<{ lossSum: number; count: number; outputs: Record<string, { data: ArrayLike<number | bigint> }> }>;
@@ -56,4 +62,44 @@ export async function evaluateExamples(run: EvalFn, examples: readonly Tokenized
     metrics: { loss, accuracy: m.accuracy, f1_macro: m.macroF1, f1_micro: m.microF1 },
     predictions: { predicted, actual },
   };
+}
+
+/** What evaluateAdapter needs to rebuild the eval graph of a trained adapter. */
+export interface AdapterEvalInput {
+  model: BaseModel;
+  stage: "pt" | "sft" | "cls";
+  modules: readonly LoraModule[];
+  adapter: Adapter;
+  device?: Device;
+}
+
+/** Evaluates a base model + adapter on tokenised examples (a fresh eval session, released afterwards). */
+export async function evaluateAdapter(input: AdapterEvalInput, examples: readonly TokenizedExample[], batchSize: number): Promise<Evaluation> {
+  const { model, stage, modules, adapter } = input;
+  const trainable: (TrainableSpec & { init: Float32Array })[] = modules.flatMap((m) => {
+    const w = adapter.lora[m.path];
+    const n = loraNames(m.path);
+    return [
+      { name: n.A, shape: [m.rank, m.inFeatures], init: w.A },
+      { name: n.B, shape: [m.outFeatures, m.rank], init: w.B },
+    ];
+  });
+  const score = adapter.modulesToSave[SCORE_WEIGHT];
+  if (stage === "cls") {
+    if (!score) throw new Error(`a classification adapter needs ${SCORE_WEIGHT} in modules_to_save`);
+    trainable.push({ name: SCORE_WEIGHT, shape: score.shape, init: score.data });
+  }
+  const ctx = { config: model.config, weights: model.weights, lora: modules, loraDropout: 0 };
+  const engine = StepEngine.create({
+    forward: stage === "cls" ? classificationForward(ctx) : causalLMForward(ctx),
+    trainable,
+    optimizer: { name: "sgd" },
+    maxGradNorm: 0,
+    device: input.device,
+  });
+  try {
+    return await evaluateExamples((f) => engine.evaluate(f), examples, batchSize, model.tokenizer.padTokenId);
+  } finally {
+    await engine.release();
+  }
 }

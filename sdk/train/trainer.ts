@@ -157,7 +157,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     let tokens = 0;
     for (let j = 0; j < accumulation; j++) {
       const batch = microBatch(step * accumulation + j);
-      tokens += cls ? batch.shape[0] : batch.numTokens;
+      tokens += batch.numTokens;
       const f = batchFeeds(batch);
       if (recipe.lora_dropout > 0) f.dropout_seed = { dtype: "int64", shape: [], data: BigInt64Array.of(BigInt(dropoutSeed(recipe.seed, step, j))) };
       feeds.push(f);

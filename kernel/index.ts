@@ -1,0 +1,34 @@
+/**
+ * `tunelab/kernel`: rich and live display for notebooks, and the kernelspec helpers behind
+ * `tunelab kernel install`. Importing this does not start or load the kernel itself (see ./server).
+ */
+export {
+  display,
+  updateDisplay,
+  newDisplayId,
+  inJupyterKernel,
+  isDisplayable,
+  toMimeBundle,
+  normalizeBundle,
+  plainText,
+  JUPYTER_DISPLAY,
+  type MimeBundle,
+  type Displayable,
+  type DisplayOptions,
+  type DisplayHandle,
+  type DisplayMessage,
+  type RenderOptions,
+} from "./display";
+export {
+  DEFAULT_KERNEL_NAME,
+  installKernelSpec,
+  uninstallKernelSpec,
+  findKernelSpecs,
+  makeKernelSpec,
+  defaultDataDirs,
+  kernelsDirFor,
+  packageRoot,
+  type KernelSpec,
+  type FoundKernelSpec,
+  type InstallOptions,
+} from "./spec";

@@ -1,0 +1,39 @@
+/** `tunelab train RECIPE.yaml [--key value ...]`: runs a recipe (LLaMA-Factory option names), as fit() does. */
+import { parseFlags, type CliCommand } from "../command";
+import { readRecipe, resolveRecipe, type RecipeInput } from "../../train/recipe";
+import { train } from "../../train/trainer";
+import { liveProgress } from "../../plan/lora";
+
+const USAGE = "usage: tunelab train RECIPE.yaml [--option value ...]   (options override the recipe, e.g. --max_steps 100)";
+
+/** Turns "--max_steps 100" overrides into typed recipe values (numbers and booleans parsed). */
+function overrides(flags: ReturnType<typeof parseFlags>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(flags)) {
+    if (key === "_") continue;
+    if (typeof raw !== "string") out[key] = raw;
+    else if (raw === "true" || raw === "false") out[key] = raw === "true";
+    else if (raw.trim() !== "" && !Number.isNaN(Number(raw))) out[key] = Number(raw);
+    else out[key] = raw;
+  }
+  return out;
+}
+
+export const command: CliCommand = {
+  name: "train",
+  summary: "fine-tune with LoRA from a YAML recipe (LLaMA-Factory option names)",
+  async run(argv) {
+    const flags = parseFlags(argv);
+    if (flags.help || flags._.length !== 1) {
+      console.error(USAGE);
+      return flags.help ? 0 : 2;
+    }
+    const file = flags._[0];
+    const recipe = resolveRecipe({ ...readRecipe(file), ...overrides(flags) } as RecipeInput, file);
+    const result = await train(recipe, { echo: (line) => process.stderr.write(line + "\n"), callbacks: process.stderr.isTTY ? [liveProgress()] : [] });
+    console.log(`adapter written to ${result.outputDir} after ${result.steps} steps (${result.stoppedBy})`);
+    if (result.val) console.log(`val: ${Object.entries(result.val.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
+    if (result.test) console.log(`test: ${Object.entries(result.test.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
+    return result.stoppedBy === "non_finite_loss" ? 1 : 0;
+  },
+};

@@ -1,0 +1,26 @@
+/**
+ * tunelab: fine-tune LLMs with LoRA from TypeScript.
+ *
+ *   const base = await model("models/tiny");
+ *   const run = await ds.load("data/support_tickets.jsonl").split({ val: 0.1 }).lora({ rank: 16 }).fit(base, { stage: "cls" });
+ *   await run.evaluate({ metrics: ["accuracy", "f1"] });
+ */
+export { ds, DataPlan, DataPreview, type DataStep, type Materialized } from "./plan/data";
+export { LoraPlan, liveProgress, type FitOptions, type LoraOptions } from "./plan/lora";
+export { Model, model, type ModelEvalOptions, type ModelOptions } from "./plan/model";
+export { TrainedRun, type RunEvalOptions } from "./plan/run";
+
+export { train, type TrainOptions, type TrainResult } from "./train/trainer";
+export { readRecipe, recipeToYaml, resolveRecipe, RECIPE_DEFAULTS, type Recipe, type RecipeInput } from "./train/recipe";
+export type { Diagnostic, EvalEvent, StepEvent, StopReason, TrainerCallbacks } from "./train/callbacks";
+export { createTinyModel, type TinyModelOptions } from "./io/tiny";
+export { EvalReport } from "./eval/report";
+export { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "./viz/display";
+export type { Device } from "./runtime/device";
+
+/** The layers underneath, for code that needs more than the fluent API. */
+export * as data from "./data";
+export * as io from "./io";
+export * as evaluation from "./eval";
+export * as viz from "./viz";
+export * as graph from "./graph";

@@ -1,0 +1,120 @@
+/** The value fit() resolves to: the trained adapter, its history, evaluation, chat and export. */
+import { EvalReport } from "../eval/report";
+import { chat, type ChatOptions, type ChatResult } from "../models/chat";
+import { Generator } from "../models/generate";
+import { writeMergedModel, type MergeResult } from "../models/merge";
+import type { ChatMessage } from "../io/tokenizer";
+import { evaluateAdapter } from "../train/evaluate";
+import type { TrainResult } from "../train/trainer";
+import { displayFigure, JUPYTER_DISPLAY, plotlyHtml, type Displayable, type DisplayOptions, type MimeBundle, type PlotlyFigure } from "../viz/display";
+import { lossCurve } from "../viz/figures";
+import { htmlTable, textTable } from "../viz/table";
+import type { Model } from "./model";
+import { pick } from "./model";
+
+/** Options of TrainedRun.evaluate. */
+export interface RunEvalOptions {
+  /** Which split (default "val"). */
+  split?: "val" | "test";
+  /** Metrics to keep (default all): accuracy, f1, perplexity, loss, precision, recall. */
+  metrics?: readonly string[];
+  batchSize?: number;
+}
+
+/** A finished (or stopped) training run. */
+export class TrainedRun implements Displayable {
+  private generatorCache?: Generator;
+
+  constructor(
+    readonly result: TrainResult,
+    readonly model: Model,
+  ) {}
+
+  /** Folder holding the PEFT adapter, logs, checkpoints and run.json. */
+  get outputDir(): string {
+    return this.result.outputDir;
+  }
+
+  get steps(): number {
+    return this.result.steps;
+  }
+
+  /** Training loss per step. */
+  get history(): TrainResult["history"] {
+    return this.result.history;
+  }
+
+  /** Train and validation loss against step. */
+  lossCurve(): PlotlyFigure & Displayable {
+    return displayFigure(this.curve());
+  }
+
+  private curve(): PlotlyFigure {
+    const points = [
+      ...this.result.history.map((h) => ({ step: h.step, loss: h.loss, split: "train" as const })),
+      ...this.result.evals.map((e) => ({ step: e.step, loss: e.loss, split: "val" as const })),
+    ];
+    return lossCurve(points, { lr: this.result.history.map((h) => ({ step: h.step, lr: h.learningRate })), title: "Loss" });
+  }
+
+  /** Evaluates the trained adapter on the val (or test) split. */
+  async evaluate(options: RunEvalOptions = {}): Promise<EvalReport> {
+    const split = options.split ?? "val";
+    const examples = this.result.data[split];
+    if (examples.length === 0) throw new Error(`evaluate: the ${split} split is empty; split the data with .split({ ${split}: 0.1 })`);
+    const e = await evaluateAdapter(
+      { model: this.model.base, stage: this.result.recipe.stage, modules: this.result.modules, adapter: this.result.adapter, device: this.result.recipe.device },
+      examples,
+      options.batchSize ?? this.result.recipe.per_device_eval_batch_size,
+    );
+    if (e.predictions && this.result.labels) {
+      const names = this.result.labels;
+      const report = EvalReport.classification(
+        e.predictions.actual.map((i) => names[i]),
+        e.predictions.predicted.map((i) => names[i]),
+        { labels: [...names], split, step: this.steps, loss: e.loss },
+      );
+      // Perplexity of a class distribution means little next to accuracy and F1: leave it out.
+      const { perplexity: _, ...metrics } = report.metrics;
+      return new EvalReport({ split, step: this.steps, numExamples: examples.length, metrics: pick(metrics, options.metrics), perClass: report.perClass ? [...report.perClass] : undefined, confusion: report.confusion });
+    }
+    return new EvalReport({ split, step: this.steps, numExamples: examples.length, metrics: pick(e.metrics, options.metrics) });
+  }
+
+  /** Generator with the trained adapter applied (created on first use). */
+  generator(): Generator {
+    const tensors = new Map<string, Float32Array>();
+    for (const [path, w] of Object.entries(this.result.adapter.lora)) {
+      tensors.set(`${path}.lora_A`, w.A);
+      tensors.set(`${path}.lora_B`, w.B);
+    }
+    return (this.generatorCache ??= new Generator(this.model.base, { lora: { modules: [...this.result.modules], tensors }, device: this.model.device }));
+  }
+
+  /** Chats with the fine-tuned model through the same chat template it was trained with. */
+  async chat(messages: string | readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
+    return chat(this.generator(), typeof messages === "string" ? [{ role: "user", content: messages }] : messages, options);
+  }
+
+  /** Writes base + adapter merged into a full Hugging Face model folder. */
+  merge(outDir: string, options: { overwrite?: boolean } = {}): MergeResult {
+    return writeMergedModel(this.model.base, this.result.adapter, outDir, options);
+  }
+
+  [JUPYTER_DISPLAY](opts: DisplayOptions = {}): MimeBundle {
+    const r = this.result;
+    const rows: [string, unknown][] = [
+      ["steps", r.steps],
+      ["stopped by", r.stoppedBy],
+      ["best step", r.bestStep ?? "-"],
+      ["final train loss", r.history.at(-1)?.loss ?? NaN],
+      ...Object.entries(r.val?.metrics ?? {}).map(([k, v]): [string, unknown] => [`val ${k}`, v]),
+      ["seconds", r.seconds],
+      ["adapter", r.outputDir],
+    ];
+    return {
+      "text/plain": textTable(["run", ""], rows),
+      "text/html": htmlTable(["run", ""], rows) + plotlyHtml(this.curve(), { inlinePlotly: opts.inlinePlotly ?? true, height: "320px" }),
+    };
+  }
+}
