@@ -208,16 +208,27 @@ function lastTurnSegments(messages: readonly ChatMessage[], render: Render, tOpt
   while (last >= 0 && messages[last].role !== "assistant") last--;
   const prompt = render(messages.slice(0, last), { ...tOpts, addGenerationPrompt: true });
   const full = render(messages.slice(0, last + 1), { ...tOpts, addGenerationPrompt: false });
-  if (!full.startsWith(prompt)) {
-    throw new Error(`${id}: the chat template's render of the conversation does not start with its render of the prompt; cannot find the assistant span`);
-  }
-  const segs: Segment[] = [{ text: prompt, train: false }, { text: full.slice(prompt.length), train: true }];
+  // Templates such as DeepSeek-R1's end the generation prompt with "<think>\n" and drop reasoning from rendered
+  // assistant turns, so the full render does not extend the prompt. Then the trained span is written the way the
+  // model must generate it after that prompt (an empty think pair when the reply has no reasoning), so training
+  // and chat() see the same text.
+  const completion = full.startsWith(prompt) ? full.slice(prompt.length) : completionAfter(prompt, messages[last].content, id);
+  const segs: Segment[] = [{ text: prompt, train: false }, { text: completion, train: true }];
   // Messages after the final assistant turn (rare: a trailing user turn) are context only.
   if (last < messages.length - 1) {
     const all = render(messages, { ...tOpts, addGenerationPrompt: false });
     if (all.startsWith(full)) segs.push({ text: all.slice(full.length), train: false });
   }
   return segs;
+}
+
+/** The reply as generated after `prompt`, for templates whose prompt opens a <think> block. */
+function completionAfter(prompt: string, reply: string, id: string): string {
+  if (!/<think>\s*$/.test(prompt)) {
+    throw new Error(`${id}: the chat template's render of the conversation does not start with its render of the prompt; cannot find the assistant span`);
+  }
+  const body = reply.replace(/^\s*<think>\s*/, "");
+  return body.includes("</think>") ? body : `\n</think>\n\n${body}`;
 }
 
 function truncate<T>(xs: T[], cutoffLen: number | undefined): T[] {

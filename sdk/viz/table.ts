@@ -49,6 +49,7 @@ export function formatCell(value: unknown, digits = 4): string {
 
 /** Python-style e-notation with a two-digit exponent: 3e-5 -> "3.0e-05". */
 export function formatExp(value: number, digits = 1): string {
+  if (!Number.isFinite(value)) return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
   const [mant, exp] = value.toExponential(digits).split("e");
   const sign = exp.startsWith("-") ? "-" : "+";
   const digitsOfExp = exp.replace(/^[+-]/, "").padStart(2, "0");
