@@ -147,7 +147,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     let list = epochBatches.get(epoch);
     if (!list) {
       epochBatches.clear();
-      list = makeBatches(data.train, { batchSize, padTokenId: model.tokenizer.padTokenId, seed: recipe.seed + epoch });
+      list = makeBatches(data.train, { batchSize, padTokenId: model.tokenizer.padTokenId, seed: recipe.seed + epoch, padToMultipleOf: 8 });
       epochBatches.set(epoch, list);
     }
     return list[k % batchesPerEpoch];

@@ -44,16 +44,8 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def main():
-    spec = json.load(sys.stdin)
-    cfg = json.load(open(spec["model"] + "/config.json"))
-    W = read_safetensors(spec["model"] + "/model.safetensors")
-    lora = {k: torch.tensor(np.array(v, dtype=np.float64), requires_grad=True) for k, v in spec["lora"].items()}
-    scaling = spec["scaling"]
-    ids = torch.tensor(spec["input_ids"])
-    mask = torch.tensor(spec["attention_mask"])
-    labels = torch.tensor(spec["labels"])
-
+def forward_loss(cfg, W, lora, scaling, ids, mask, labels):
+    """Causal-LM loss of Llama/Qwen2 with LoRA terms added to every adapted linear (transformers' math)."""
     H = cfg["hidden_size"]
     nh = cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nh)
@@ -61,6 +53,7 @@ def main():
     eps = cfg["rms_norm_eps"]
     qwen = cfg["model_type"] == "qwen2"
     B, S = ids.shape
+    dtype = W["model.norm.weight"].dtype
 
     def linear(x, path, bias):
         y = x @ W[path + ".weight"].T
@@ -74,11 +67,11 @@ def main():
     pos = torch.arange(S, dtype=torch.float64)
     freqs = torch.outer(pos, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = emb.cos().to(dtype), emb.sin().to(dtype)
 
     causal = torch.triu(torch.ones(S, S, dtype=torch.bool), diagonal=1)
     blocked = causal[None, None] | (mask == 0)[:, None, None, :]
-    bias_mask = torch.zeros(B, 1, S, S, dtype=torch.float64).masked_fill(blocked, torch.finfo(torch.float64).min)
+    bias_mask = torch.zeros(B, 1, S, S, dtype=dtype).masked_fill(blocked, torch.finfo(dtype).min)
 
     x = W["model.embed_tokens.weight"][ids]
     qkv_bias = qwen or cfg.get("attention_bias", False)
@@ -102,9 +95,18 @@ def main():
     x = rms_norm(x, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
     logits = x @ head.T
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def main():
+    spec = json.load(sys.stdin)
+    cfg = json.load(open(spec["model"] + "/config.json"))
+    W = read_safetensors(spec["model"] + "/model.safetensors")
+    lora = {k: torch.tensor(np.array(v, dtype=np.float64), requires_grad=True) for k, v in spec["lora"].items()}
+    loss = forward_loss(cfg, W, lora, spec["scaling"], torch.tensor(spec["input_ids"]), torch.tensor(spec["attention_mask"]), torch.tensor(spec["labels"]))
     loss.backward()
     print(json.dumps({"loss": loss.item(), "grads": {k: v.grad.flatten().tolist() for k, v in lora.items()}}))
 
 
-main()
+if __name__ == "__main__":
+    main()
