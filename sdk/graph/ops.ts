@@ -160,6 +160,11 @@ export class Builder {
 
   /** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight (Llama, Qwen2). */
   rmsNorm(x: Value, weight: Value | null, eps: number): Value {
+    if (x.dtype === "float16") {
+      // As transformers does: normalise in float32 (squares overflow float16), scale in the input's dtype.
+      const normed = this.cast(this.rmsNorm(this.cast(x, "float32"), null, eps), "float16");
+      return weight ? this.mul(normed, weight) : normed;
+    }
     const meanSq = this.reduceMean(this.mul(x, x), [-1], true);
     const inv = this.reciprocal(this.sqrt(this.add(meanSq, this.scalarLike(eps, x))));
     const normed = this.mul(x, inv);

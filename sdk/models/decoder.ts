@@ -12,7 +12,7 @@ import { Builder } from "../graph/ops";
 import { LinearModule, linearModulePath, ModelConfig } from "../io/config";
 import { DropoutContext, LoraModule, loraDelta, loraNames } from "./lora";
 import { applyRotary, rotaryTables } from "./rope";
-import { FrozenWeights } from "./weights";
+import { ComputeDtype, FrozenWeights } from "./weights";
 
 /** Graph inputs of a decoder pass: int64 [batch, seq] token ids and attention mask (1 = real token). */
 export interface DecoderInputs {
@@ -56,7 +56,7 @@ export interface CachedDecoderOutputs {
 }
 
 /** The large negative added to masked attention scores (as transformers uses the dtype's minimum). */
-const MASKED = -3.4e38;
+const MASKED = { float32: -3.4e38, float16: -65504 } as const;
 
 /** Declares the standard decoder inputs on a graph. */
 export function declareDecoderInputs(b: Builder): DecoderInputs {
@@ -134,8 +134,11 @@ function decoderLayers(
     querySlots = slots;
     keySlots = slots;
   }
-  const { cos, sin } = rotaryTables(b, config, positions);
-  const mask = attentionBias(b, querySlots, keySlots, attentionMask);
+  const dtype = weights.dtype;
+  const tables = rotaryTables(b, config, positions);
+  const cos = b.cast(tables.cos, dtype);
+  const sin = b.cast(tables.sin, dtype);
+  const mask = attentionBias(b, querySlots, keySlots, attentionMask, dtype);
 
   let x = b.gather(weights.constant(b, "model.embed_tokens.weight"), inputIds, 0);
   let salt = 0;
@@ -181,12 +184,12 @@ function decoderLayers(
  * Additive attention bias [batch, 1, 1, seq, keys]: a query may not see a key in a later cache slot, nor a
  * padding key. `querySlots` [S] and `keySlots` [T] are int64 slot indices; `attentionMask` is [batch, T].
  */
-function attentionBias(b: Builder, querySlots: Value, keySlots: Value, attentionMask: Value): Value {
+function attentionBias(b: Builder, querySlots: Value, keySlots: Value, attentionMask: Value, dtype: ComputeDtype): Value {
   const query = b.unsqueeze(querySlots, [1]); // [S, 1]
   const future = b.compare("Greater", b.unsqueeze(keySlots, [0]), query); // [S, T]: key after query
   const padding = b.unsqueeze(b.compare("Equal", attentionMask, b.scalar(0, "int64")), [1, 2, 3]); // [B,1,1,1,T]
   const [blocked] = b.op("Or", [future, padding], [{ dtype: "bool", shape: ["batch", 1, 1, querySlots.shape[0], keySlots.shape[0]] }]);
-  return b.where(blocked, b.scalar(MASKED), b.scalar(0));
+  return b.where(blocked, b.scalar(MASKED[dtype], dtype), b.scalar(0, dtype));
 }
 
 interface AttentionInputs {
@@ -227,8 +230,10 @@ function attention(b: Builder, config: ModelConfig, t: AttentionInputs): Attenti
     present = { k: b.squeeze(keys, [2]), v: b.squeeze(values, [2]) };
   }
   // 1/sqrt(d) applied to q ([.., S, D]) instead of the scores ([.., S, S]): the same product, fewer multiplies.
-  const scores = b.add(b.matmul(b.mul(qr, b.scalar(1 / Math.sqrt(dim))), b.transpose(keys, [0, 1, 2, 4, 3])), t.mask);
-  const context = b.matmul(b.softmax(scores, -1), values); // [B, kv, groups, S, D]
+  const scores = b.add(b.matmul(b.mul(qr, b.scalarLike(1 / Math.sqrt(dim), qr)), b.transpose(keys, [0, 1, 2, 4, 3])), t.mask);
+  // Softmax in float32 whatever the compute dtype, as transformers does.
+  const probs = b.cast(b.softmax(b.cast(scores, "float32"), -1), scores.dtype);
+  const context = b.matmul(probs, values); // [B, kv, groups, S, D]
   return { context: b.reshape(b.transpose(context, [0, 3, 1, 2, 4]), [0, 0, heads * dim]), present };
 }
 

@@ -69,9 +69,10 @@ export interface DropoutContext {
 /** The LoRA term dropout(x) A^T B^T * scaling for one module. */
 export function loraDelta(b: Builder, x: Value, a: Value, bMat: Value, m: LoraModule, dropout: DropoutContext | null, salt: number): Value {
   const xin = dropout && dropout.p > 0 ? b.dropout(x, hashKeepMask(b, x, dropout.seed, salt, dropout.p), dropout.p) : x;
-  const down = b.matmul(xin, b.transpose(a, [1, 0]));
+  // Trainable tensors are float32 master copies; in a float16 graph they are cast where they are used.
+  const down = b.matmul(xin, b.cast(b.transpose(a, [1, 0]), x.dtype));
   // Scale the small [r, out] matrix rather than the [batch, seq, out] product: same numbers, far fewer multiplies.
-  return b.matmul(down, b.mul(b.transpose(bMat, [1, 0]), b.scalarLike(m.scaling, bMat)));
+  return b.matmul(down, b.cast(b.mul(b.transpose(bMat, [1, 0]), b.scalarLike(m.scaling, bMat)), x.dtype));
 }
 
 /**

@@ -31,7 +31,7 @@ export function causalLMForward(ctx: TaskContext, options: { logits?: boolean } 
     const inputs = declareDecoderInputs(b);
     const labels = b.graph.input("labels", "int64", ["batch", "seq"]);
     const hidden = buildDecoder(b, ctx.config, ctx.weights, inputs, loraInGraph(b, ctx, trainable));
-    const logits = lmHead(b, ctx.config, ctx.weights, hidden);
+    const logits = b.cast(lmHead(b, ctx.config, ctx.weights, hidden), "float32"); // the loss in float32, as transformers upcasts
     const shifted = b.reshape(b.slice(logits, [0], [-1], [1]), [-1, ctx.config.vocabSize]);
     const targets = b.reshape(b.slice(labels, [1], [2 ** 62], [1]), [-1]);
     const lossSum = b.crossEntropy(shifted, targets, -100, "sum");
@@ -52,7 +52,7 @@ export function classificationForward(ctx: TaskContext): ForwardBuilder {
     const inputs = declareDecoderInputs(b);
     const labels = b.graph.input("labels", "int64", ["batch"]);
     const hidden = buildDecoder(b, ctx.config, ctx.weights, inputs, loraInGraph(b, ctx, trainable));
-    const pooled = lastTokenStates(b, hidden, inputs.attentionMask, ctx.config.hiddenSize);
+    const pooled = b.cast(lastTokenStates(b, hidden, inputs.attentionMask, ctx.config.hiddenSize), "float32");
     const score = trainable.get(SCORE_WEIGHT);
     if (!score) throw new Error(`classification needs a trainable "${SCORE_WEIGHT}"`);
     const logits = b.matmul(pooled, b.transpose(score, [1, 0]));

@@ -1,7 +1,11 @@
 /** The frozen base weights: read once from safetensors as float32, linears pre-transposed to [in, out]. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
+import { float32ToF16Bits } from "../io/float16";
 import { toFloat32, TensorSource } from "../io/safetensors";
+
+/** The element type a graph computes in: float32, or float16 (GPU providers; trainable tensors stay float32). */
+export type ComputeDtype = "float32" | "float16";
 
 /** A float32 tensor on the host. */
 export interface HostWeight {
@@ -11,9 +15,23 @@ export interface HostWeight {
 
 /** Reads base-model tensors on demand and keeps the float32 copies every graph of this model shares. */
 export class FrozenWeights {
-  private readonly cache = new Map<string, HostWeight>();
+  private readonly cache: Map<string, HostWeight>;
+  private readonly halves: Map<string, Uint16Array>;
 
-  constructor(private readonly source: TensorSource) {}
+  /** @param dtype what `constant()` emits; views of one model share the float32 copies. */
+  constructor(
+    private readonly source: TensorSource,
+    readonly dtype: ComputeDtype = "float32",
+    shared?: FrozenWeights,
+  ) {
+    this.cache = shared?.cache ?? new Map();
+    this.halves = shared?.halves ?? new Map();
+  }
+
+  /** The same weights, emitted in another compute dtype. */
+  as(dtype: ComputeDtype): FrozenWeights {
+    return dtype === this.dtype ? this : new FrozenWeights(this.source, dtype, this);
+  }
 
   has(name: string): boolean {
     return this.source.has(name);
@@ -47,13 +65,18 @@ export class FrozenWeights {
 
   /** Adds `name` to a graph as an initializer (frozen: never an input, never differentiated). */
   constant(b: Builder, name: string, transposed = false): Value {
+    const key = transposed ? `${name}.T` : name;
     const w = transposed ? this.transposed(name) : this.get(name);
-    return b.graph.initializer(transposed ? `${name}.T` : name, { dtype: "float32", shape: w.shape, data: w.data });
+    if (this.dtype === "float32") return b.graph.initializer(key, { dtype: "float32", shape: w.shape, data: w.data });
+    let half = this.halves.get(key);
+    if (!half) this.halves.set(key, (half = float32ToF16Bits(w.data)));
+    return b.graph.initializer(key, { dtype: "float16", shape: w.shape, data: half });
   }
 
   /** Drops the float32 copies (the runtime holds its own once sessions exist). */
   clear(): void {
     this.cache.clear();
+    this.halves.clear();
   }
 }
 

@@ -86,6 +86,8 @@ export interface Recipe {
   output_dir: string;
   /** Execution provider: cpu, webgpu, cuda or auto. */
   device: "cpu" | "webgpu" | "cuda" | "auto";
+  /** Compute in float16 with float32 master copies of the trainable tensors and dynamic loss scaling (GPU providers). */
+  fp16: boolean;
 }
 
 /** Defaults: the seed tutorial's table (3.2) where it has a value, else LLaMA-Factory/transformers defaults. */
@@ -125,6 +127,7 @@ export const RECIPE_DEFAULTS = {
   early_stopping_steps: 0,
   seed: 42,
   device: "cpu",
+  fp16: false,
 } as const satisfies Partial<Recipe>;
 
 /** A recipe as written by a person: only the required keys, the rest default. */
@@ -151,6 +154,7 @@ export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
   r.optim = optim;
   if (!["constant", "constant_with_warmup", "linear", "cosine"].includes(r.lr_scheduler_type)) fail("lr_scheduler_type", "constant, constant_with_warmup, linear or cosine");
   if (!["cpu", "webgpu", "cuda", "auto"].includes(r.device)) fail("device", "cpu, webgpu, cuda or auto");
+  for (const key of ["fp16", "packing", "train_on_prompt", "use_rslora"] as const) if (typeof r[key] !== "boolean") fail(key, "true or false");
   const positive = ["learning_rate", "lora_rank", "lora_alpha", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "cutoff_len", "logging_steps"] as const;
   for (const key of positive) if (typeof r[key] !== "number" || !(r[key] > 0)) fail(key, "a positive number");
   const integers = ["lora_rank", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "cutoff_len", "max_steps", "warmup_steps", "eval_steps", "save_steps", "save_total_limit", "early_stopping_steps", "seed", "logging_steps"] as const;

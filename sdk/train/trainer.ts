@@ -26,6 +26,10 @@ import { Recipe, recipeToYaml } from "./recipe";
 import { learningRateAt, resolveWarmup } from "./schedule";
 import { RunLogger } from "./log/runlogger";
 
+/** Dynamic loss scaling for fp16, with torch.cuda.amp.GradScaler's defaults. */
+const INITIAL_LOSS_SCALE = 65536;
+const LOSS_SCALE_GROWTH_INTERVAL = 2000;
+
 /** Options of `train` beyond the recipe. */
 export interface TrainOptions {
   callbacks?: readonly TrainerCallbacks[];
@@ -105,12 +109,13 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
   const trainable = loraTrainables(modules, recipe.seed, from);
   if (cls) trainable.push(scoreTrainable(model, data.labels!.length, recipe.seed, from));
-  const ctx = { config: model.config, weights: model.weights, lora: modules, loraDropout: recipe.lora_dropout };
+  const ctx = { config: model.config, weights: model.weights.as(recipe.fp16 ? "float16" : "float32"), lora: modules, loraDropout: recipe.lora_dropout };
   const engine = StepEngine.create({
     forward: cls ? classificationForward(ctx) : causalLMForward(ctx),
     trainable,
     optimizer: optimizerOf(recipe),
     maxGradNorm: recipe.max_grad_norm,
+    lossScaling: recipe.fp16,
     device: recipe.device,
   });
   const adapterNow = () => adapterFrom(engine, modules, loraConfig, cls ? data.labels!.length : 0, model.config.hiddenSize);
@@ -131,7 +136,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   fs.mkdirSync(outputDir, { recursive: true });
   fs.writeFileSync(path.join(outputDir, "recipe.yaml"), recipeToYaml(recipe));
 
-  let state: TrainerState = { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: 1, logHistory: [] };
+  let state: TrainerState = { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: recipe.fp16 ? INITIAL_LOSS_SCALE : 1, logHistory: [] };
   const resumeDir = resumeCheckpoint(recipe, outputDir);
   if (resumeDir) {
     const loaded = loadCheckpoint(resumeDir);
@@ -179,6 +184,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   let stoppedBy: StopReason = "max_steps";
   let trainLossSinceEval: number[] = [];
   let lastEvalStep = -1;
+  let goodSteps = 0;
   let val: Evaluation | null = null;
   const diagnose = async (d: Diagnostic | null) => {
     if (!d) return;
@@ -222,7 +228,14 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       const stepStart = Date.now();
       const { feeds, tokens } = stepFeeds(state.globalStep);
       const lr = learningRateAt(schedule, state.globalStep);
-      const result = await engine.train(feeds, lr);
+      const result = await engine.train(feeds, lr, state.lossScale);
+      if (!result.applied && recipe.fp16 && Number.isFinite(result.loss) && state.lossScale > 1) {
+        // float16 gradients overflowed: halve the loss scale and retry the step (torch's GradScaler does the same).
+        state.lossScale /= 2;
+        goodSteps = 0;
+        logger.message(`float16 gradients overflowed at step ${state.globalStep + 1}; loss scale lowered to ${state.lossScale}`);
+        continue;
+      }
       if (!result.applied) {
         stoppedBy = "non_finite_loss";
         await diagnose({
@@ -234,6 +247,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
         break;
       }
       state.globalStep = engine.step;
+      if (recipe.fp16 && ++goodSteps % LOSS_SCALE_GROWTH_INTERVAL === 0) state.lossScale *= 2;
       state.epoch = (state.globalStep * accumulation) / batchesPerEpoch;
       const seconds = (Date.now() - stepStart) / 1000;
       history.push({ step: state.globalStep, loss: result.loss, learningRate: lr });

@@ -1,0 +1,47 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { createTinyModel } from "../../sdk/io/tiny";
+import { resolveRecipe } from "../../sdk/train/recipe";
+import { train } from "../../sdk/train/trainer";
+
+const root = path.join(__dirname, "../../..");
+const tmp = mkdtempSync(path.join(tmpdir(), "tunelab-fp16-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const modelDir = path.join(tmp, "model");
+createTinyModel({ arch: "llama", out: modelDir, seed: 1, hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2, initStd: 0.2 });
+
+async function losses(device: "cpu" | "webgpu", fp16: boolean, steps: number): Promise<number[]> {
+  const recipe = resolveRecipe({
+    model_name_or_path: modelDir,
+    dataset_path: path.join(root, "data/arithmetic.txt"),
+    output_dir: path.join(tmp, `${device}-${fp16}`),
+    stage: "pt",
+    learning_rate: 1e-2,
+    warmup_steps: 0,
+    max_steps: steps,
+    per_device_train_batch_size: 8,
+    save_steps: 0,
+    lora_rank: 8,
+    device,
+    fp16,
+  });
+  return (await train(recipe, { handleSigint: false })).history.map((h) => h.loss);
+}
+
+test("fp16 compute with float32 master tensors and loss scaling follows the float32 run (cpu)", async () => {
+  const full = await losses("cpu", false, 10);
+  const half = await losses("cpu", true, 10);
+  full.forEach((l, i) => assert.ok(Math.abs(half[i] - l) < 5e-3 * l, `step ${i + 1}: fp16 ${half[i]} vs fp32 ${l}`));
+  assert.ok(half.at(-1)! < half[0], "fp16 loss did not fall");
+});
+
+const hasVulkan = existsSync("/usr/share/vulkan/icd.d") && readdirSync("/usr/share/vulkan/icd.d").length > 0;
+
+test("fp16 training on webgpu agrees with float32 on cpu", { skip: hasVulkan ? false : "no Vulkan driver installed" }, async () => {
+  const full = await losses("cpu", false, 4);
+  const gpu = await losses("webgpu", true, 4);
+  full.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-2 * l, `step ${i + 1}: webgpu fp16 ${gpu[i]} vs cpu fp32 ${l}`));
+});
