@@ -1,4 +1,6 @@
 /** Serialises a Graph to an ONNX ModelProto (field numbers from onnx/onnx.proto). */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { Attr, Graph, ONNX_DTYPE, Shape, TensorData, Value } from "./ir";
 import { ProtoWriter } from "./protobuf";
 
@@ -12,6 +14,8 @@ export interface SerializeOptions {
   /** Extra operator-set domains, e.g. { "com.microsoft": 1 }. */
   extraOpsets?: Record<string, number>;
   producer?: string;
+  /** Initializers to write differently (e.g. as external data). */
+  replace?: ReadonlyMap<Value, TensorData>;
 }
 
 /** Returns the bytes of an ONNX model for `graph`. */
@@ -19,7 +23,7 @@ export function toOnnx(graph: Graph, options: SerializeOptions = {}): Uint8Array
   const w = new ProtoWriter();
   w.int(1, IR_VERSION);
   w.string(2, options.producer ?? "tunelab");
-  w.message(7, (g) => writeGraph(g, graph));
+  w.message(7, (g) => writeGraph(g, graph, options.replace));
   w.message(8, (o) => {
     o.string(1, "");
     o.int(2, OPSET);
@@ -33,7 +37,38 @@ export function toOnnx(graph: Graph, options: SerializeOptions = {}): Uint8Array
   return w.finish();
 }
 
-function writeGraph(w: ProtoWriter, graph: Graph): void {
+/** Total bytes of the in-memory initializers of a graph. */
+export function initializerBytes(graph: Graph): number {
+  let n = 0;
+  for (const t of graph.initializers.values()) n += t.data?.byteLength ?? 0;
+  return n;
+}
+
+/**
+ * Writes `file` (the model) and `file.data` (every in-memory initializer of at least `minBytes`, 64-byte
+ * aligned) as ONNX external data, for models past protobuf's 2 GB limit. Load it with Session.create(file).
+ */
+export function writeOnnxWithExternalData(graph: Graph, file: string, minBytes = 1024, options: SerializeOptions = {}): void {
+  const dataName = `${path.basename(file)}.data`;
+  const fd = fs.openSync(path.join(path.dirname(file), dataName), "w");
+  const external = new Map<Value, TensorData>();
+  let offset = 0;
+  try {
+    for (const [value, t] of graph.initializers) {
+      if (!t.data || t.data.byteLength < minBytes) continue;
+      offset = Math.ceil(offset / 64) * 64;
+      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      fs.writeSync(fd, bytes, 0, bytes.length, offset);
+      external.set(value, { dtype: t.dtype, shape: t.shape, external: { location: dataName, offset, length: bytes.length } });
+      offset += bytes.length;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.writeFileSync(file, toOnnx(graph, { ...options, replace: external }));
+}
+
+function writeGraph(w: ProtoWriter, graph: Graph, replace?: ReadonlyMap<Value, TensorData>): void {
   for (const node of graph.nodes) {
     w.message(1, (n) => {
       for (const input of node.inputs) n.string(1, input ? input.name : "");
@@ -45,7 +80,7 @@ function writeGraph(w: ProtoWriter, graph: Graph): void {
     });
   }
   w.string(2, graph.name);
-  for (const [value, tensor] of graph.initializers) w.message(5, (t) => writeTensor(t, value.name, tensor));
+  for (const [value, tensor] of graph.initializers) w.message(5, (t) => writeTensor(t, value.name, replace?.get(value) ?? tensor));
   for (const input of graph.inputs) w.message(11, (v) => writeValueInfo(v, input.name, input));
   for (const { name, value } of graph.outputs) w.message(12, (v) => writeValueInfo(v, name, value));
 }

@@ -2,6 +2,11 @@
  * Runs compiled steps: keeps the trainable tensors and optimizer state on the host (they are small for LoRA),
  * feeds them to the cached sessions each step, and takes the new values back.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Graph } from "../graph/ir";
+import { initializerBytes, toOnnx, writeOnnxWithExternalData } from "../graph/onnx";
 import { Device } from "../runtime/device";
 import { HostTensor, Session } from "../runtime/session";
 import { OptimizerOptions, stateSlots } from "./optimizers";
@@ -36,7 +41,12 @@ export interface EngineOptions extends UpdateOptions {
   forward: ForwardBuilder;
   trainable: readonly (TrainableSpec & { init: Float32Array })[];
   device?: Device;
+  /** Graphs whose weights exceed this many bytes go to onnxruntime as a model file plus external data (default 1 GiB). */
+  externalDataBytes?: number;
 }
+
+/** Protobuf caps a model at 2 GB; graphs with more weights than this are passed as external data. */
+const EXTERNAL_DATA_BYTES = 1 << 30;
 
 /** Holds the sessions of one training run and the host copies of what they update. */
 export class StepEngine {
@@ -70,8 +80,8 @@ export class StepEngine {
   }
 
   private async session(kind: "fused" | "gradOnly" | "apply" | "eval"): Promise<Session> {
-    const { forward, trainable, device } = this.opts;
-    const create = (bytes: Uint8Array) => Session.create(bytes, { device });
+    const { forward, trainable } = this.opts;
+    const create = (graph: Graph) => this.createSession(graph);
     switch (kind) {
       case "fused":
         return (this.fused ??= await create(compileTrainStep(forward, trainable, this.opts)));
@@ -81,6 +91,21 @@ export class StepEngine {
         return (this.apply ??= await create(compileApplyStep(trainable, this.opts)));
       case "eval":
         return (this.evalSession ??= await create(compileEval(forward, trainable)));
+    }
+  }
+
+  /** A session for a graph: from memory, or (big models) from a temporary model file with external data. */
+  private async createSession(graph: Graph): Promise<Session> {
+    const device = this.opts.device;
+    const threshold = this.opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
+    if (initializerBytes(graph) <= threshold) return Session.create(toOnnx(graph), { device });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-graph-"));
+    try {
+      const file = path.join(dir, "model.onnx");
+      writeOnnxWithExternalData(graph, file, Math.min(1024, threshold));
+      return await Session.create(file, { device });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   }
 

@@ -2,10 +2,9 @@
  * The step compiler: turns a forward builder and a set of trainable tensors into ONNX graphs for one training
  * step (forward, loss, gradients, clipping, optimizer update), for gradient-only accumulation, and for eval.
  */
-import { Value } from "../graph/ir";
+import { Graph, Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { gradients } from "../graph/autodiff";
-import { toOnnx } from "../graph/onnx";
 import { emitUpdate, OptimizerOptions, stateSlots } from "./optimizers";
 
 /** What a forward builder returns: the summed loss and what it was summed over, plus any extra outputs. */
@@ -98,7 +97,7 @@ function emitApply(b: Builder, trainable: readonly TrainableSpec[], params: Map<
 }
 
 /** The fused training step: forward, loss, gradients, clipping and update in one graph. */
-export function compileTrainStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], opts: UpdateOptions): Uint8Array {
+export function compileTrainStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], opts: UpdateOptions): Graph {
   const b = new Builder();
   const params = declareTrainable(b, trainable);
   const { out, grads, scale } = forwardWithGrads(b, forward, params, !!opts.lossScaling);
@@ -106,34 +105,34 @@ export function compileTrainStep(forward: ForwardBuilder, trainable: readonly Tr
   denom = b.add(denom, b.cast(b.compare("Equal", denom, b.scalar(0)), "float32")); // an all-padding batch divides by 1
   if (scale) denom = b.mul(denom, scale);
   emitApply(b, trainable, params, grads, denom, opts);
-  return toOnnx(b.graph);
+  return b.graph;
 }
 
 /** Gradients only (of the summed loss), for gradient accumulation across micro-batches. */
-export function compileGradStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], lossScaling = false): Uint8Array {
+export function compileGradStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], lossScaling = false): Graph {
   const b = new Builder();
   const params = declareTrainable(b, trainable);
   const { grads } = forwardWithGrads(b, forward, params, lossScaling);
   trainable.forEach((t, i) => b.graph.output(b.cast(grads[i], "float32"), names.grad(t.name)));
-  return toOnnx(b.graph);
+  return b.graph;
 }
 
 /** The update alone: takes summed gradients and their denominator (total count times loss scale). */
-export function compileApplyStep(trainable: readonly TrainableSpec[], opts: UpdateOptions): Uint8Array {
+export function compileApplyStep(trainable: readonly TrainableSpec[], opts: UpdateOptions): Graph {
   const b = new Builder();
   const params = declareTrainable(b, trainable);
   const grads = trainable.map((t) => b.graph.input(names.grad(t.name), "float32", t.shape));
   const denom = b.graph.input(names.denom, "float32", []);
   emitApply(b, trainable, params, grads, denom, opts);
-  return toOnnx(b.graph);
+  return b.graph;
 }
 
 /** The evaluation graph: summed loss, count and the forward's extra outputs, no gradients. */
-export function compileEval(forward: ForwardBuilder, trainable: readonly TrainableSpec[]): Uint8Array {
+export function compileEval(forward: ForwardBuilder, trainable: readonly TrainableSpec[]): Graph {
   const b = new Builder();
   const out = forward(b, declareTrainable(b, trainable));
   b.graph.output(out.lossSum, names.lossSum);
   b.graph.output(out.count, names.count);
   for (const [name, v] of Object.entries(out.outputs ?? {})) b.graph.output(v, name);
-  return toOnnx(b.graph);
+  return b.graph;
 }

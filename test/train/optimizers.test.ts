@@ -89,3 +89,18 @@ test("gradient accumulation over micro-batches equals one step on the whole batc
   assert.equal(accumulated.last.count, 6);
   assert.equal(whole.last.count, 1);
 });
+
+test("a graph passed as a model file with external data trains exactly like one passed in memory", async () => {
+  const opts = { forward, trainable: [{ name: "p", shape: [4], init }], optimizer: { name: "adamw" } as OptimizerOptions, maxGradNorm: 1 };
+  const inMemory = StepEngine.create(opts);
+  // Threshold 0: every graph goes through writeOnnxWithExternalData, the path models over 2 GB take.
+  const external = StepEngine.create({ ...opts, externalDataBytes: 0 });
+  for (let s = 0; s < 3; s++) {
+    const a = await inMemory.train([batch(2)], 0.05);
+    const b = await external.train([batch(2)], 0.05);
+    assert.equal(b.loss, a.loss);
+  }
+  assert.deepEqual(Array.from(external.param("p")), Array.from(inMemory.param("p")));
+  await inMemory.release();
+  await external.release();
+});
