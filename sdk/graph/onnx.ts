@@ -1,7 +1,7 @@
 /** Serialises a Graph to an ONNX ModelProto (field numbers from onnx/onnx.proto). */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Attr, Graph, ONNX_DTYPE, Shape, TensorData, Value } from "./ir";
+import { Attr, Graph, isFloat, ONNX_DTYPE, Shape, TensorData, Value } from "./ir";
 import { ProtoWriter } from "./protobuf";
 
 /** The default-domain opset tunelab graphs are written against. */
@@ -45,7 +45,7 @@ export function initializerBytes(graph: Graph): number {
 }
 
 /**
- * Writes `file` (the model) and `file.data` (every in-memory initializer of at least `minBytes`, 64-byte
+ * Writes `file` (the model) and `file.data` (every in-memory float initializer of at least `minBytes`, 64-byte
  * aligned) as ONNX external data, for models past protobuf's 2 GB limit. Load it with Session.create(file).
  */
 export function writeOnnxWithExternalData(graph: Graph, file: string, minBytes = 1024, options: SerializeOptions = {}): void {
@@ -55,7 +55,8 @@ export function writeOnnxWithExternalData(graph: Graph, file: string, minBytes =
   let offset = 0;
   try {
     for (const [value, t] of graph.initializers) {
-      if (!t.data || t.data.byteLength < minBytes) continue;
+      // Integer constants (axes, shapes) stay inline: onnxruntime's shape inference reads them at load time.
+      if (!t.data || t.data.byteLength < minBytes || !isFloat(t.dtype)) continue;
       offset = Math.ceil(offset / 64) * 64;
       const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       fs.writeSync(fd, bytes, 0, bytes.length, offset);
