@@ -49,7 +49,9 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (err: unknown) => {
-      console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+      // A user gets the message; TUNELAB_DEBUG=1 shows where it came from.
+      const debug = !!process.env.TUNELAB_DEBUG;
+      console.error(err instanceof Error ? (debug ? (err.stack ?? err.message) : `tunelab: ${err.message}`) : String(err));
       process.exitCode = 1;
     },
   );

@@ -4,6 +4,7 @@
  * `tokenizer_config.json` supplies the special tokens and the chat template, rendered with
  * @huggingface/jinja the way transformers' `apply_chat_template` renders it.
  */
+import { CHAT_TEMPLATES } from "./templates";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
@@ -236,7 +237,8 @@ export class Tokenizer {
   /** Renders `messages` through the chat template, as transformers' apply_chat_template(tokenize=False). */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
     const names = Object.keys(this.chatTemplates);
-    if (names.length === 0) {
+    const builtin = options.templateName !== undefined && !(options.templateName in this.chatTemplates) ? CHAT_TEMPLATES[options.templateName] : undefined;
+    if (names.length === 0 && builtin === undefined) {
       throw new Error(`${this.sources.tokenizerConfig}: the tokenizer has no chat_template, so it cannot format chat messages`);
     }
     let name = options.templateName;
@@ -250,21 +252,22 @@ export class Tokenizer {
         );
       }
     }
-    const source = this.chatTemplates[name];
+    const source = this.chatTemplates[name] ?? builtin;
     if (source === undefined) {
-      throw new Error(`${this.sources.tokenizerConfig}: no chat template named "${name}" (have ${names.join(", ")})`);
+      throw new Error(`${this.sources.tokenizerConfig}: no chat template named "${name}" (have ${[...names, ...Object.keys(CHAT_TEMPLATES)].join(", ")})`);
     }
     for (const [i, m] of messages.entries()) {
       if (typeof m?.role !== "string") throw new Error(`applyChatTemplate: messages[${i}].role must be a string`);
     }
-    let template = this.compiled.get(name);
+    const cacheKey = builtin === undefined ? name : `builtin:${name}`;
+    let template = this.compiled.get(cacheKey);
     if (!template) {
       try {
         template = new Template(source);
       } catch (err) {
         throw new Error(`${this.sources.tokenizerConfig}: chat template "${name}" does not parse: ${(err as Error).message}`);
       }
-      this.compiled.set(name, template);
+      this.compiled.set(cacheKey, template);
     }
     const context: Record<string, unknown> = {
       ...this.specialTokens,

@@ -3,9 +3,9 @@
  * repetition penalty), stopping at end-of-sequence ids or stop strings, over a key/value-cache graph so each new
  * token costs one token's work. One session serves the prompt pass (empty cache) and every decoding step.
  */
-import { Value } from "../graph/ir";
+import { Graph, Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
-import { toOnnx } from "../graph/onnx";
+import { sessionForGraph } from "../runtime/graph-session";
 import { linearFeatures, ModelConfig } from "../io/config";
 import { Adapter, checkAdapterAgainstModel, loraScaling } from "../io/peft";
 import type { Tokenizer } from "../io/tokenizer";
@@ -75,7 +75,7 @@ export function resolveLora(config: ModelConfig, source: LoraSource): LoraState 
  * past_key.{l} / past_value.{l}; outputs the last position's logits [batch, vocab] and present_key.{l} /
  * present_value.{l}. LoRA tensors are constants (they do not change while generating).
  */
-export function compileGenerationGraph(config: ModelConfig, weights: FrozenWeights, lora: LoraState | null): Uint8Array {
+export function compileGenerationGraph(config: ModelConfig, weights: FrozenWeights, lora: LoraState | null): Graph {
   const b = new Builder();
   const inputs = declareCacheInputs(b, config);
   let loraIn: LoraInGraph | null = null;
@@ -94,7 +94,7 @@ export function compileGenerationGraph(config: ModelConfig, weights: FrozenWeigh
   b.graph.output(lmHead(b, config, weights, last), "logits");
   out.presentKeys.forEach((k, l) => b.graph.output(k, cacheNames.presentKey(l)));
   out.presentValues.forEach((v, l) => b.graph.output(v, cacheNames.presentValue(l)));
-  return toOnnx(b.graph);
+  return b.graph;
 }
 
 // ---- logits processors (transformers' semantics) -------------------------------------------------------------
@@ -294,8 +294,8 @@ export class Generator {
 
   private getSession(): Promise<Session> {
     if (!this.session) {
-      const bytes = compileGenerationGraph(this.base.config, this.base.weights, this.lora);
-      this.session = Session.create(bytes, { device: this.options.device, threads: this.options.threads });
+      const graph = compileGenerationGraph(this.base.config, this.base.weights, this.lora);
+      this.session = sessionForGraph(graph, { device: this.options.device, threads: this.options.threads });
       this.session.catch(() => (this.session = null));
     }
     return this.session;

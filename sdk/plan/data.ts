@@ -162,7 +162,7 @@ export const ds = {
   load(file: string | readonly string[], options: LoadOptions = {}): DataPlan {
     return new DataPlan([{ op: "load", path: file, options }]);
   },
-  /** Starts a plan from rows in memory ({text,label}, {text}, {messages}). */
+  /** Starts a plan from rows in memory, e.g. { kind: "classification", text, label } (see RowContent). */
   fromRows(rows: readonly RowContent[]): DataPlan {
     return new DataPlan([{ op: "rows", rows }]);
   },

@@ -2,6 +2,7 @@
 import { Dataset } from "../data/dataset";
 import { tokenizeDataset } from "../data/tokenize";
 import type { Row } from "../data/types";
+import { chatTranslator, type Translator } from "../data/augment/translate";
 import { EvalReport } from "../eval/report";
 import type { ModelConfig } from "../io/config";
 import { createTinyModel, type TinyModelOptions } from "../io/tiny";
@@ -77,6 +78,11 @@ export class Model implements Displayable {
   /** Chats through the model's chat template; R1-style reasoning comes back separately from the answer. */
   async chat(messages: string | readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
     return chat(this.generator(), typeof messages === "string" ? [{ role: "user", content: messages }] : messages, options);
+  }
+
+  /** A back-translation translator for augment() that asks this model (a chat model) to translate. */
+  translator(options: ChatOptions = {}): Translator {
+    return chatTranslator(async (messages) => (await this.chat(messages, options)).answer);
   }
 
   /** Perplexity of the model on text rows ({"text": ...}): mean NLL per predicted token, as `tunelab eval` prints. */

@@ -93,7 +93,9 @@ export class TrainedRun implements Displayable {
 
   /** Chats with the fine-tuned model through the same chat template it was trained with. */
   async chat(messages: string | readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
-    return chat(this.generator(), typeof messages === "string" ? [{ role: "user", content: messages }] : messages, options);
+    // The template the adapter was trained with, so a tuned R1 distill keeps its reasoning format and stops at EOS.
+    const trained = { templateName: this.result.recipe.template, enableThinking: this.result.recipe.enable_thinking };
+    return chat(this.generator(), typeof messages === "string" ? [{ role: "user", content: messages }] : messages, { ...trained, ...options });
   }
 
   /** Writes base + adapter merged into a full Hugging Face model folder. */

@@ -13,7 +13,7 @@ export interface StepEvent {
   learningRate: number;
   gradNorm: number;
   updateNorm: number;
-  /** Tokens (or examples, for classification) processed per second over this step. */
+  /** Real (non-padding) tokens processed per second over this step. */
   tokensPerSecond: number;
   elapsedSeconds: number;
 }

@@ -2,12 +2,9 @@
  * Runs compiled steps: keeps the trainable tensors and optimizer state on the host (they are small for LoRA),
  * feeds them to the cached sessions each step, and takes the new values back.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { Graph } from "../graph/ir";
-import { initializerBytes, toOnnx, writeOnnxWithExternalData } from "../graph/onnx";
 import { Device } from "../runtime/device";
+import { sessionForGraph } from "../runtime/graph-session";
 import { HostTensor, Session } from "../runtime/session";
 import { OptimizerOptions, stateSlots } from "./optimizers";
 import { compileApplyStep, compileEval, compileGradStep, compileTrainStep, ForwardBuilder, names, TrainableSpec, UpdateOptions } from "./step";
@@ -41,12 +38,11 @@ export interface EngineOptions extends UpdateOptions {
   forward: ForwardBuilder;
   trainable: readonly (TrainableSpec & { init: Float32Array })[];
   device?: Device;
+  /** The forward of the eval graph, when it differs from training's (e.g. without dropout); default `forward`. */
+  evalForward?: ForwardBuilder;
   /** Graphs whose weights exceed this many bytes go to onnxruntime as a model file plus external data (default 1 GiB). */
   externalDataBytes?: number;
 }
-
-/** Protobuf caps a model at 2 GB; graphs with more weights than this are passed as external data. */
-const EXTERNAL_DATA_BYTES = 1 << 30;
 
 /** Holds the sessions of one training run and the host copies of what they update. */
 export class StepEngine {
@@ -90,23 +86,12 @@ export class StepEngine {
       case "apply":
         return (this.apply ??= await create(compileApplyStep(trainable, this.opts)));
       case "eval":
-        return (this.evalSession ??= await create(compileEval(forward, trainable)));
+        return (this.evalSession ??= await create(compileEval(this.opts.evalForward ?? forward, trainable)));
     }
   }
 
-  /** A session for a graph: from memory, or (big models) from a temporary model file with external data. */
-  private async createSession(graph: Graph): Promise<Session> {
-    const device = this.opts.device;
-    const threshold = this.opts.externalDataBytes ?? EXTERNAL_DATA_BYTES;
-    if (initializerBytes(graph) <= threshold) return Session.create(toOnnx(graph), { device });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-graph-"));
-    try {
-      const file = path.join(dir, "model.onnx");
-      writeOnnxWithExternalData(graph, file, Math.min(1024, threshold));
-      return await Session.create(file, { device });
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+  private createSession(graph: Graph): Promise<Session> {
+    return sessionForGraph(graph, { device: this.opts.device, externalDataBytes: this.opts.externalDataBytes });
   }
 
   private paramFeeds(): Feeds {

@@ -56,7 +56,10 @@ export function tokenizeSplits(recipe: Recipe, splits: SplitDatasets<Row>, token
     cutoffLen: recipe.cutoff_len,
     labelVocab,
     trainOnPrompt: recipe.train_on_prompt,
-    templateOptions: recipe.enable_thinking === undefined ? {} : { enableThinking: recipe.enable_thinking },
+    templateOptions: {
+      ...(recipe.enable_thinking === undefined ? {} : { enableThinking: recipe.enable_thinking }),
+      ...(recipe.template === undefined ? {} : { templateName: recipe.template }),
+    },
   };
   let truncated = 0;
   const run = (ds: Dataset<Row>) => {

@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs";
 import YAML from "yaml";
+import { CHAT_TEMPLATES } from "../io/templates";
 import type { DataFormat } from "../data/types";
 import type { SchedulerType } from "./schedule";
 
@@ -26,7 +27,7 @@ export interface Recipe {
   /** pt: causal LM on text; sft: chat data, loss on assistant tokens; cls: sequence classification. */
   stage: "pt" | "sft" | "cls";
   finetuning_type: "lora";
-  /** Chat template; unset uses the tokenizer's own (tokenizer_config.json). */
+  /** Chat template by name (qwen, llama3, deepseekr1); unset uses the tokenizer's own (tokenizer_config.json). */
   template?: string;
   /** Keep <think>...</think> in trained responses (R1-style data); an empty pair when a response has none. */
   enable_thinking?: boolean;
@@ -100,7 +101,6 @@ export const RECIPE_DEFAULTS = {
   cutoff_len: 1024,
   packing: false,
   lora_rank: 16,
-  lora_alpha: 32,
   lora_dropout: 0,
   lora_target: "all",
   use_rslora: false,
@@ -137,11 +137,12 @@ const OPTIM_ALIASES: Record<string, Recipe["optim"]> = { adamw: "adamw", adamw_t
 
 /** Fills defaults and checks every key; errors name the key, the value and what was expected. */
 export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
-  const known = new Set<string>([...Object.keys(RECIPE_DEFAULTS), "model_name_or_path", "adapter_name_or_path", "template", "enable_thinking", "dataset_path", "dataset", "formatting", "augment", "resume_from_checkpoint", "output_dir", "do_train"]);
+  const known = new Set<string>([...Object.keys(RECIPE_DEFAULTS), "lora_alpha", "model_name_or_path", "adapter_name_or_path", "template", "enable_thinking", "dataset_path", "dataset", "formatting", "augment", "resume_from_checkpoint", "output_dir", "do_train"]);
   for (const key of Object.keys(input)) {
     if (!known.has(key)) throw new Error(`${source}: unknown option "${key}"`);
   }
-  const r = { ...RECIPE_DEFAULTS, ...input } as Recipe;
+  // lora_alpha defaults to twice the rank, as LLaMA-Factory does.
+  const r = { ...RECIPE_DEFAULTS, lora_alpha: 2 * (input.lora_rank ?? RECIPE_DEFAULTS.lora_rank), ...input } as Recipe;
   const fail = (key: string, expected: string): never => {
     throw new Error(`${source}: ${key} must be ${expected}, got ${JSON.stringify((r as unknown as Record<string, unknown>)[key])}`);
   };
@@ -163,7 +164,7 @@ export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
   for (const key of nonNegative) if (typeof r[key] !== "number" || !(r[key] >= 0)) fail(key, "a number >= 0");
   if (!(r.lora_dropout >= 0 && r.lora_dropout < 1)) fail("lora_dropout", "a number in [0, 1)");
   if (r.max_steps === 0 && !(r.num_train_epochs > 0)) fail("num_train_epochs", "positive when max_steps is 0");
-  if (r.template !== undefined) fail("template", "unset (the tokenizer's own chat template is used; named templates are not available yet)");
+  if (r.template !== undefined && !(r.template in CHAT_TEMPLATES)) fail("template", `unset (the tokenizer's own) or one of ${Object.keys(CHAT_TEMPLATES).join(", ")}`);
   return r;
 }
 
@@ -179,7 +180,7 @@ export function readRecipe(file: string): Recipe {
   return resolveRecipe(parsed as RecipeInput, file);
 }
 
-/** The recipe as YAML, keys in declaration order, defaults included so a run says exactly how it was made. */
+/** The recipe as YAML, defaults included, so a run says exactly how it was made. */
 export function recipeToYaml(recipe: Recipe): string {
   return YAML.stringify(recipe);
 }

@@ -110,8 +110,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const trainable = loraTrainables(modules, recipe.seed, from);
   if (cls) trainable.push(scoreTrainable(model, data.labels!.length, recipe.seed, from));
   const ctx = { config: model.config, weights: model.weights.as(recipe.fp16 ? "float16" : "float32"), lora: modules, loraDropout: recipe.lora_dropout };
+  const forwardOf = cls ? classificationForward : causalLMForward;
   const engine = StepEngine.create({
-    forward: cls ? classificationForward(ctx) : causalLMForward(ctx),
+    forward: forwardOf(ctx),
+    evalForward: forwardOf({ ...ctx, loraDropout: 0 }),
     trainable,
     optimizer: optimizerOf(recipe),
     maxGradNorm: recipe.max_grad_norm,
@@ -188,7 +190,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   let val: Evaluation | null = null;
   const diagnose = async (d: Diagnostic | null) => {
     if (!d) return;
-    logger.diagnostic({ ...d, step: d.step, epoch: state.epoch, numEpochs });
+    logger.diagnostic({ ...d, step: d.step, epoch: Math.max(1, Math.ceil(state.epoch)), numEpochs });
     await emit(subscribers, "onDiagnostic", d);
   };
   const checkpoint = async () => {

@@ -81,11 +81,13 @@ test("classification on the bundled tickets: validation F1 rises well above chan
   assert.deepEqual(listCheckpoints(out).map((c) => c.step), [60, 120]);
 });
 
-test("a fixed seed gives identical runs (LoRA dropout on)", async () => {
-  const a = await train(ptRecipe("seed-a"), { handleSigint: false });
-  const b = await train(ptRecipe("seed-b"), { handleSigint: false });
+test("a fixed seed gives identical runs (LoRA dropout on, evaluated on a val split without dropout)", async () => {
+  const a = await train(ptRecipe("seed-a", { val_size: 0.1, eval_steps: 6 }), { handleSigint: false });
+  const b = await train(ptRecipe("seed-b", { val_size: 0.1, eval_steps: 6 }), { handleSigint: false });
+  assert.deepEqual(b.evals.map((e) => e.loss), a.evals.map((e) => e.loss));
+  assert.equal(a.evals.length, 2);
   assert.deepEqual(b.history.map((h) => h.loss), a.history.map((h) => h.loss));
-  const c = await train(ptRecipe("seed-c", { seed: 7 }), { handleSigint: false });
+  const c = await train(ptRecipe("seed-c", { seed: 7, val_size: 0.1, eval_steps: 6 }), { handleSigint: false });
   assert.notDeepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss));
 });
 

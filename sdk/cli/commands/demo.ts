@@ -9,6 +9,8 @@ import { createTinyModel } from "../../io/tiny";
 import { ds } from "../../plan/data";
 import { Model } from "../../plan/model";
 
+const USAGE = "usage: tunelab demo [--out DIR (default runs/demo)] [--steps N (default 150)]";
+
 /** The bundled classification data (800 tickets, four labels). */
 export const DEMO_DATA = path.join(__dirname, "../../../../data/support_tickets.jsonl");
 
@@ -17,8 +19,14 @@ export const command: CliCommand = {
   summary: "fine-tune a tiny built-in model on bundled data (CPU, about a minute) and show the evaluation",
   async run(argv) {
     const flags = parseFlags(argv);
+    if (flags.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    for (const key of Object.keys(flags)) if (key !== "_" && key !== "out" && key !== "steps") throw new Error(`unknown option --${key}\n${USAGE}`);
     const out = path.resolve(typeof flags.out === "string" ? flags.out : "runs/demo");
     const steps = typeof flags.steps === "string" ? Number(flags.steps) : 150;
+    if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps needs a positive whole number, got ${JSON.stringify(flags.steps)}`);
     const modelDir = path.join(out, "model");
     if (!fs.existsSync(path.join(modelDir, "config.json"))) {
       console.log(`creating a tiny model in ${modelDir}`);
