@@ -10,7 +10,7 @@ import { createConverter, type Converter } from "tslab/dist/converter";
 import { createExecutor, type ConverterSet, type Executor } from "tslab/dist/executor";
 import * as tslabJupyter from "tslab/dist/jupyter";
 import { TaskCanceledError, TaskQueue } from "tslab/dist/util";
-import { plotlyLibraryHtml } from "../sdk/viz/display";
+import { PLOT_CLASS, plotlyLibraryHtml } from "../sdk/viz/display";
 import { normalizeBundle, setDisplaySink, toMimeBundle, type DisplayMessage, type MimeBundle, type RenderOptions } from "./display";
 import { hookRuntimeResolution, hookTypeScriptSys, type TsSysLike } from "./resolve";
 import { packageRoot, packageVersion } from "./spec";
@@ -53,7 +53,9 @@ const SILENT: Publish = () => {};
 
 /** Publishes plotly.js once per kernel process, ahead of the first bundle that needs it. */
 function ensurePlotly(bundle: MimeBundle, publish: Publish): void {
-  if (plotlyPublished || publish === SILENT || !(PLOTLY_MIME in bundle)) return;
+  const html = bundle["text/html"];
+  const drawsWithPlotly = PLOTLY_MIME in bundle || (typeof html === "string" && html.includes(`class="${PLOT_CLASS}"`));
+  if (plotlyPublished || publish === SILENT || !drawsWithPlotly) return;
   publish("display_data", { data: { "text/html": plotlyLibraryHtml(), "text/plain": "" }, metadata: {}, transient: {} });
   plotlyPublished = true;
 }
@@ -175,7 +177,7 @@ class TunelabHandler implements JupyterHandler {
 
     let ok: boolean;
     try {
-      ok = await this.executor.execute(req.code);
+      ok = await this.executor.execute(expandShorthandProperties(req.code));
       await Promise.all(cell.pending);
     } catch (e) {
       ok = false;
@@ -336,4 +338,34 @@ function describeFailure(errors: unknown[][]): Error & { traceback: string[] } {
 function userFrames(lines: string[]): string[] {
   const cut = lines.findIndex((l) => /^\s+at /.test(l) && /\(node:vm:|tslab[\\/]dist[\\/]executor|dist[\\/]kernel[\\/]server/.test(l));
   return cut < 0 ? lines : lines.slice(0, cut);
+}
+
+/** The part of TypeScript's API expandShorthandProperties uses. */
+interface TsParse {
+  createSourceFile(name: string, text: string, target: number, setParents: boolean): TsNode;
+  forEachChild(node: TsNode, cb: (child: TsNode) => void): void;
+  isShorthandPropertyAssignment(node: TsNode): node is TsNode & { name: TsNode & { text: string } };
+  ScriptTarget: { Latest: number };
+}
+interface TsNode {
+  getStart(): number;
+  getEnd(): number;
+}
+
+/**
+ * tslab reads variables of earlier cells as `exports.x` but does not rewrite a shorthand property `{ x }`, which
+ * then throws "x is not defined"; `{ x: x }` means the same and is rewritten. Only the identifier is replaced.
+ */
+export function expandShorthandProperties(code: string): string {
+  const ts = tslabTypeScript() as unknown as TsParse;
+  const file = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, true);
+  const edits: { at: number; end: number; name: string }[] = [];
+  const visit = (node: TsNode): void => {
+    if (ts.isShorthandPropertyAssignment(node)) edits.push({ at: node.name.getStart(), end: node.name.getEnd(), name: node.name.text });
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  let out = code;
+  for (const e of edits.sort((a, b) => b.at - a.at)) out = out.slice(0, e.at) + `${e.name}: ${e.name}` + out.slice(e.end);
+  return out;
 }

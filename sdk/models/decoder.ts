@@ -12,7 +12,7 @@ import { Builder } from "../graph/ops";
 import { LinearModule, linearModulePath, ModelConfig } from "../io/config";
 import { DropoutContext, LoraModule, loraDelta, loraNames } from "./lora";
 import { applyRotary, rotaryTables } from "./rope";
-import { ComputeDtype, FrozenWeights } from "./weights";
+import { ComputeDtype, WeightSource } from "./weights";
 
 /** Graph inputs of a decoder pass: int64 [batch, seq] token ids and attention mask (1 = real token). */
 export interface DecoderInputs {
@@ -86,7 +86,7 @@ export function declareCacheInputs(b: Builder, config: ModelConfig): DecoderInpu
 }
 
 /** Builds the decoder and returns the final hidden states [batch, seq, hidden]. */
-export function buildDecoder(b: Builder, config: ModelConfig, weights: FrozenWeights, inputs: DecoderInputs, lora: LoraInGraph | null): Value {
+export function buildDecoder(b: Builder, config: ModelConfig, weights: WeightSource, inputs: DecoderInputs, lora: LoraInGraph | null): Value {
   return decoderLayers(b, config, weights, inputs, lora, null).hidden;
 }
 
@@ -94,7 +94,7 @@ export function buildDecoder(b: Builder, config: ModelConfig, weights: FrozenWei
 export function buildCachedDecoder(
   b: Builder,
   config: ModelConfig,
-  weights: FrozenWeights,
+  weights: WeightSource,
   inputs: DecoderInputs,
   cache: CacheInputs,
   lora: LoraInGraph | null,
@@ -109,7 +109,7 @@ export function buildCachedDecoder(
 function decoderLayers(
   b: Builder,
   config: ModelConfig,
-  weights: FrozenWeights,
+  weights: WeightSource,
   inputs: DecoderInputs,
   lora: LoraInGraph | null,
   cache: CacheInputs | null,
@@ -238,7 +238,7 @@ function attention(b: Builder, config: ModelConfig, t: AttentionInputs): Attenti
 }
 
 /** Logits [batch, seq, vocab] from final hidden states (lm_head, or the embedding when tied). */
-export function lmHead(b: Builder, config: ModelConfig, weights: FrozenWeights, hidden: Value): Value {
+export function lmHead(b: Builder, config: ModelConfig, weights: WeightSource, hidden: Value): Value {
   const name = config.tieWordEmbeddings || !weights.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
   return b.matmul(hidden, weights.constant(b, name, true));
 }

@@ -15,7 +15,7 @@ import { Rng } from "../util/random";
 import { buildCachedDecoder, cacheNames, declareCacheInputs, lmHead, LoraInGraph } from "./decoder";
 import { LoraModule, loraNames } from "./lora";
 import type { BaseModel } from "./model";
-import { FrozenWeights } from "./weights";
+import { WeightSource } from "./weights";
 
 // ---- LoRA weights given to generation and merging ------------------------------------------------------------
 
@@ -75,7 +75,7 @@ export function resolveLora(config: ModelConfig, source: LoraSource): LoraState 
  * past_key.{l} / past_value.{l}; outputs the last position's logits [batch, vocab] and present_key.{l} /
  * present_value.{l}. LoRA tensors are constants (they do not change while generating).
  */
-export function compileGenerationGraph(config: ModelConfig, weights: FrozenWeights, lora: LoraState | null): Graph {
+export function compileGenerationGraph(config: ModelConfig, weights: WeightSource, lora: LoraState | null): Graph {
   const b = new Builder();
   const inputs = declareCacheInputs(b, config);
   let loraIn: LoraInGraph | null = null;

@@ -5,12 +5,15 @@ import { ModelConfig } from "../io/config";
 import { ForwardBuilder, ForwardOutputs } from "../train/step";
 import { buildDecoder, declareDecoderInputs, LoraInGraph, lmHead } from "./decoder";
 import { LoraModule } from "./lora";
-import { FrozenWeights } from "./weights";
+import { TrainableWeights, WeightSource } from "./weights";
 
-/** What every task builder needs: the model and its LoRA plan. */
+/**
+ * What every task builder needs: the model and its LoRA plan. A trainable tensor named like a model weight
+ * (full or freeze tuning) replaces that weight in the graph.
+ */
 export interface TaskContext {
   config: ModelConfig;
-  weights: FrozenWeights;
+  weights: WeightSource;
   lora: readonly LoraModule[];
   /** LoRA dropout probability; > 0 adds an int64 "dropout_seed" input. */
   loraDropout: number;
@@ -30,8 +33,9 @@ export function causalLMForward(ctx: TaskContext, options: { logits?: boolean } 
   return (b, trainable): ForwardOutputs => {
     const inputs = declareDecoderInputs(b);
     const labels = b.graph.input("labels", "int64", ["batch", "seq"]);
-    const hidden = buildDecoder(b, ctx.config, ctx.weights, inputs, loraInGraph(b, ctx, trainable));
-    const logits = b.cast(lmHead(b, ctx.config, ctx.weights, hidden), "float32"); // the loss in float32, as transformers upcasts
+    const weights = new TrainableWeights(ctx.weights, trainable);
+    const hidden = buildDecoder(b, ctx.config, weights, inputs, loraInGraph(b, ctx, trainable));
+    const logits = b.cast(lmHead(b, ctx.config, weights, hidden), "float32"); // the loss in float32, as transformers upcasts
     const shifted = b.reshape(b.slice(logits, [0], [-1], [1]), [-1, ctx.config.vocabSize]);
     const targets = b.reshape(b.slice(labels, [1], [2 ** 62], [1]), [-1]);
     const lossSum = b.crossEntropy(shifted, targets, -100, "sum");
@@ -51,7 +55,7 @@ export function classificationForward(ctx: TaskContext): ForwardBuilder {
   return (b, trainable): ForwardOutputs => {
     const inputs = declareDecoderInputs(b);
     const labels = b.graph.input("labels", "int64", ["batch"]);
-    const hidden = buildDecoder(b, ctx.config, ctx.weights, inputs, loraInGraph(b, ctx, trainable));
+    const hidden = buildDecoder(b, ctx.config, new TrainableWeights(ctx.weights, trainable), inputs, loraInGraph(b, ctx, trainable));
     const pooled = b.cast(lastTokenStates(b, hidden, inputs.attentionMask, ctx.config.hiddenSize), "float32");
     const score = trainable.get(SCORE_WEIGHT);
     if (!score) throw new Error(`classification needs a trainable "${SCORE_WEIGHT}"`);

@@ -13,8 +13,38 @@ export interface HostWeight {
   data: Float32Array;
 }
 
+/** Where a decoder graph gets a model weight from: a frozen constant, or (full/freeze tuning) a trainable input. */
+export interface WeightSource {
+  readonly dtype: ComputeDtype;
+  has(name: string): boolean;
+  /** The weight `name` as a graph value in `dtype` (linears transposed to [in, out] when asked). */
+  constant(b: Builder, name: string, transposed?: boolean): Value;
+}
+
+/** Base weights with some of them replaced by trainable graph inputs (float32 master copies, cast where used). */
+export class TrainableWeights implements WeightSource {
+  constructor(
+    private readonly frozen: WeightSource,
+    private readonly trainable: ReadonlyMap<string, Value>,
+  ) {}
+
+  get dtype(): ComputeDtype {
+    return this.frozen.dtype;
+  }
+
+  has(name: string): boolean {
+    return this.trainable.has(name) || this.frozen.has(name);
+  }
+
+  constant(b: Builder, name: string, transposed = false): Value {
+    const t = this.trainable.get(name);
+    if (!t) return this.frozen.constant(b, name, transposed);
+    return b.cast(transposed ? b.transpose(t, [1, 0]) : t, this.dtype);
+  }
+}
+
 /** Reads base-model tensors on demand and keeps the float32 copies every graph of this model shares. */
-export class FrozenWeights {
+export class FrozenWeights implements WeightSource {
   private readonly cache: Map<string, HostWeight>;
   private readonly halves: Map<string, Uint16Array>;
 

@@ -9,6 +9,7 @@ import type { TrainResult } from "../train/trainer";
 import { displayFigure, JUPYTER_DISPLAY, plotlyHtml, type Displayable, type DisplayOptions, type MimeBundle, type PlotlyFigure } from "../viz/display";
 import { lossCurve } from "../viz/figures";
 import { htmlTable, textTable } from "../viz/table";
+import { openModel, type BaseModel } from "../models/model";
 import type { Model } from "./model";
 import { pick } from "./model";
 
@@ -24,6 +25,7 @@ export interface RunEvalOptions {
 /** A finished (or stopped) training run. */
 export class TrainedRun implements Displayable {
   private generatorCache?: Generator;
+  private trainedCache?: BaseModel;
 
   constructor(
     readonly result: TrainResult,
@@ -57,13 +59,18 @@ export class TrainedRun implements Displayable {
     return lossCurve(points, { lr: this.result.history.map((h) => ({ step: h.step, lr: h.learningRate })), title: "Loss" });
   }
 
+  /** The model the run produced: the base (plus adapter) for LoRA, the trained folder for full/freeze runs. */
+  private trainedBase(): BaseModel {
+    return this.result.modelDir ? (this.trainedCache ??= openModel(this.result.modelDir)) : this.model.base;
+  }
+
   /** Evaluates the trained adapter on the val (or test) split. */
   async evaluate(options: RunEvalOptions = {}): Promise<EvalReport> {
     const split = options.split ?? "val";
     const examples = this.result.data[split];
     if (examples.length === 0) throw new Error(`evaluate: the ${split} split is empty; split the data with .split({ ${split}: 0.1 })`);
     const e = await evaluateAdapter(
-      { model: this.model.base, stage: this.result.recipe.stage, modules: this.result.modules, adapter: this.result.adapter, device: this.result.recipe.device },
+      { model: this.trainedBase(), stage: this.result.recipe.stage, modules: this.result.modules, adapter: this.result.adapter, device: this.result.recipe.device },
       examples,
       options.batchSize ?? this.result.recipe.per_device_eval_batch_size,
     );
@@ -88,7 +95,8 @@ export class TrainedRun implements Displayable {
       tensors.set(`${path}.lora_A`, w.A);
       tensors.set(`${path}.lora_B`, w.B);
     }
-    return (this.generatorCache ??= new Generator(this.model.base, { lora: { modules: [...this.result.modules], tensors }, device: this.model.device }));
+    const lora = this.result.modelDir ? null : { modules: [...this.result.modules], tensors };
+    return (this.generatorCache ??= new Generator(this.trainedBase(), { lora, device: this.model.device }));
   }
 
   /** Chats with the fine-tuned model through the same chat template it was trained with. */
@@ -100,6 +108,7 @@ export class TrainedRun implements Displayable {
 
   /** Writes base + adapter merged into a full Hugging Face model folder. */
   merge(outDir: string, options: { overwrite?: boolean } = {}): MergeResult {
+    if (this.result.modelDir) throw new Error(`merge: this ${this.result.recipe.finetuning_type} run already wrote a full model to ${this.result.modelDir}`);
     return writeMergedModel(this.model.base, this.result.adapter, outDir, options);
   }
 
@@ -112,7 +121,7 @@ export class TrainedRun implements Displayable {
       ["final train loss", r.history.at(-1)?.loss ?? NaN],
       ...Object.entries(r.val?.metrics ?? {}).map(([k, v]): [string, unknown] => [`val ${k}`, v]),
       ["seconds", r.seconds],
-      ["adapter", r.outputDir],
+      [r.modelDir ? "model" : "adapter", r.modelDir ?? r.outputDir],
     ];
     return {
       "text/plain": textTable(["run", ""], rows),

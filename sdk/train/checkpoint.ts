@@ -1,5 +1,5 @@
 /**
- * Checkpoints: `output_dir/checkpoint-<step>/` holds the PEFT adapter (for users and other tools), the exact
+ * Checkpoints: `output_dir/checkpoint-<step>/` holds the PEFT adapter (LoRA runs; for users and other tools), the exact
  * trainable tensors and optimizer state (`optimizer.safetensors`) and `trainer_state.json`. A checkpoint is
  * written to a temporary folder and renamed into place, so an interrupted save never replaces a good one.
  */
@@ -29,13 +29,13 @@ const TENSORS_FILE = "optimizer.safetensors";
 const PREFIX = "checkpoint-";
 
 /** Writes a checkpoint for `state.globalStep` atomically and returns its folder. */
-export function saveCheckpoint(outputDir: string, adapter: Adapter, engine: EngineState, state: TrainerState): string {
+export function saveCheckpoint(outputDir: string, adapter: Adapter | null, engine: EngineState, state: TrainerState): string {
   fs.mkdirSync(outputDir, { recursive: true });
   const final = path.join(outputDir, `${PREFIX}${state.globalStep}`);
   const tmp = path.join(outputDir, `.${PREFIX}${state.globalStep}.${process.pid}.tmp`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
-  saveAdapter(tmp, adapter);
+  if (adapter) saveAdapter(tmp, adapter);
   const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
   for (const [name, data] of Object.entries(engine.params)) tensors[`param/${name}`] = { dtype: "F32", shape: [data.length], data };
   for (const [name, data] of Object.entries(engine.optimizer)) tensors[`optimizer/${name}`] = { dtype: "F32", shape: [data.length], data };

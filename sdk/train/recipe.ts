@@ -26,7 +26,10 @@ export interface Recipe {
   adapter_name_or_path?: string;
   /** pt: causal LM on text; sft: chat data, loss on assistant tokens; cls: sequence classification. */
   stage: "pt" | "sft" | "cls";
-  finetuning_type: "lora";
+  /** lora; or, for small models, full (every weight trained) or freeze (the last freeze_trainable_layers layers). */
+  finetuning_type: "lora" | "full" | "freeze";
+  /** freeze: how many of the last decoder layers are trained. */
+  freeze_trainable_layers: number;
   /** Chat template by name (qwen, llama3, deepseekr1); unset uses the tokenizer's own (tokenizer_config.json). */
   template?: string;
   /** Keep <think>...</think> in trained responses (R1-style data); an empty pair when a response has none. */
@@ -95,6 +98,7 @@ export interface Recipe {
 export const RECIPE_DEFAULTS = {
   stage: "sft",
   finetuning_type: "lora",
+  freeze_trainable_layers: 2,
   train_on_prompt: false,
   val_size: 0,
   test_size: 0,
@@ -149,7 +153,7 @@ export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
   for (const key of ["model_name_or_path", "output_dir"] as const) if (typeof r[key] !== "string" || !r[key]) fail(key, "a path");
   if (!(typeof r.dataset_path === "string" || (Array.isArray(r.dataset_path) && r.dataset_path.length > 0))) fail("dataset_path", "a data file path or a list of them");
   if (!["pt", "sft", "cls"].includes(r.stage)) fail("stage", "pt, sft or cls");
-  if (r.finetuning_type !== "lora") fail("finetuning_type", "lora (full and freeze are not available yet)");
+  if (!["lora", "full", "freeze"].includes(r.finetuning_type)) fail("finetuning_type", "lora, full or freeze");
   const optim = OPTIM_ALIASES[String(r.optim)];
   if (!optim) fail("optim", `one of ${Object.keys(OPTIM_ALIASES).join(", ")}`);
   r.optim = optim;
@@ -158,7 +162,7 @@ export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
   for (const key of ["fp16", "packing", "train_on_prompt", "use_rslora"] as const) if (typeof r[key] !== "boolean") fail(key, "true or false");
   const positive = ["learning_rate", "lora_rank", "lora_alpha", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "cutoff_len", "logging_steps"] as const;
   for (const key of positive) if (typeof r[key] !== "number" || !(r[key] > 0)) fail(key, "a positive number");
-  const integers = ["lora_rank", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "cutoff_len", "max_steps", "warmup_steps", "eval_steps", "save_steps", "save_total_limit", "early_stopping_steps", "seed", "logging_steps"] as const;
+  const integers = ["lora_rank", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "cutoff_len", "max_steps", "freeze_trainable_layers", "warmup_steps", "eval_steps", "save_steps", "save_total_limit", "early_stopping_steps", "seed", "logging_steps"] as const;
   for (const key of integers) if (!Number.isInteger(r[key]) || r[key] < 0) fail(key, "a whole number >= 0");
   const nonNegative = ["weight_decay", "max_grad_norm", "warmup_ratio", "num_train_epochs", "val_size", "test_size", "momentum"] as const;
   for (const key of nonNegative) if (typeof r[key] !== "number" || !(r[key] >= 0)) fail(key, "a number >= 0");

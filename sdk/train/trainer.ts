@@ -9,7 +9,9 @@ import type { Dataset, SplitDatasets } from "../data/dataset";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { writeJsonAtomic } from "../io/atomic";
-import { Adapter, loadAdapter, LoraAdapterConfig, makeLoraConfig, saveAdapter } from "../io/peft";
+import { expectedWeights } from "../io/config";
+import { Adapter, loadAdapter, LoraAdapterConfig, makeLoraConfig, saveAdapter, type SavedParam } from "../io/peft";
+import { writeMergedModel } from "../models/merge";
 import { loraModules, LoraModule, loraNames, loraTrainables } from "../models/lora";
 import { BaseModel, openModel } from "../models/model";
 import { causalLMForward, classificationForward, SCORE_WEIGHT } from "../models/tasks";
@@ -21,6 +23,7 @@ import { EngineState, Feeds, StepEngine } from "./engine";
 import { batchFeeds, Evaluation, evaluateExamples } from "./evaluate";
 import { hashDataFiles, versions, writeManifest } from "./manifest";
 import { OptimizerOptions } from "./optimizers";
+import type { TrainableSpec } from "./step";
 import { loadSplits, PreparedData, tokenizeSplits } from "./prepare";
 import { Recipe, recipeToYaml } from "./recipe";
 import { learningRateAt, resolveWarmup } from "./schedule";
@@ -59,8 +62,10 @@ export interface TrainResult {
   /** Evaluation of the returned adapter on val (and test, when there is one). */
   val: Evaluation | null;
   test: Evaluation | null;
-  /** The trained adapter (also saved in outputDir). */
+  /** The trained adapter (also saved in outputDir); for full/freeze runs only the classifier head, if any. */
   adapter: Adapter;
+  /** full/freeze runs: the trained model folder (output_dir/model); null for LoRA. */
+  modelDir: string | null;
   /** The LoRA modules, for generation with the adapter. */
   modules: readonly LoraModule[];
   /** Class labels in index order (stage cls). */
@@ -105,9 +110,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const data = tokenizeSplits(recipe, splits, model.tokenizer);
   const cls = recipe.stage === "cls";
   const loraConfig = loraConfigOf(recipe, cls ? data.labels!.length : null);
-  const modules = loraModules(model.config, loraConfig);
+  const lora = recipe.finetuning_type === "lora";
+  const modules = lora ? loraModules(model.config, loraConfig) : [];
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
-  const trainable = loraTrainables(modules, recipe.seed, from);
+  const trainable = lora ? loraTrainables(modules, recipe.seed, from) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, data.labels!.length, recipe.seed, from));
   const ctx = { config: model.config, weights: model.weights.as(recipe.fp16 ? "float16" : "float32"), lora: modules, loraDropout: recipe.lora_dropout };
   const forwardOf = cls ? classificationForward : causalLMForward;
@@ -121,6 +127,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     device: recipe.device,
   });
   const adapterNow = () => adapterFrom(engine, modules, loraConfig, cls ? data.labels!.length : 0, model.config.hiddenSize);
+  const checkpointAdapter = () => (lora ? adapterNow() : null);
 
   const batchSize = recipe.per_device_train_batch_size;
   const accumulation = recipe.gradient_accumulation_steps;
@@ -194,7 +201,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     await emit(subscribers, "onDiagnostic", d);
   };
   const checkpoint = async () => {
-    const dir = saveCheckpoint(outputDir, adapterNow(), engine.snapshot(), state);
+    const dir = saveCheckpoint(outputDir, checkpointAdapter(), engine.snapshot(), state);
     pruneCheckpoints(outputDir, Math.max(1, recipe.save_total_limit), state.bestStep !== null ? path.join(outputDir, `checkpoint-${state.bestStep}`) : undefined);
     await emit(subscribers, "onCheckpoint", { step: state.globalStep, dir });
   };
@@ -294,7 +301,9 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       logger.message(`restored the best adapter from step ${state.bestStep} (val loss ${(val as Evaluation).loss.toFixed(4)})`);
     }
     const adapter = adapterNow();
-    saveAdapter(outputDir, adapter);
+    let modelDir: string | null = null;
+    if (lora) saveAdapter(outputDir, adapter);
+    else modelDir = saveTrainedModel(model, engine, trainable, adapter, path.join(outputDir, "model"));
     if (data.labels) writeJsonAtomic(path.join(outputDir, "labels.json"), { id2label: Object.fromEntries(data.labels.map((l, i) => [i, l])) });
     const test = data.test.length > 0 ? await evaluate(data.test) : null;
     if (test) logger.eval({ step: state.globalStep, epoch: Math.max(1, Math.ceil(state.epoch)), numEpochs, split: "test", metrics: test.metrics });
@@ -321,6 +330,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       val,
       test,
       adapter,
+      modelDir,
       modules,
       labels: data.labels,
       data,
@@ -364,6 +374,33 @@ function scoreTrainable(model: BaseModel, numLabels: number, seed: number, from?
   }
   const rng = new Rng(seed ^ 0x5c0de);
   return { name: SCORE_WEIGHT, shape, init: saved?.data ?? Float32Array.from({ length: numLabels * model.config.hiddenSize }, () => rng.normal() * 0.02) };
+}
+
+/** full: every weight of the checkpoint; freeze: the weights of the last freeze_trainable_layers layers. */
+function weightTrainables(model: BaseModel, recipe: Recipe): (TrainableSpec & { init: Float32Array })[] {
+  const layers = model.config.numHiddenLayers;
+  const n = recipe.freeze_trainable_layers;
+  if (recipe.finetuning_type === "freeze" && (n < 1 || n > layers)) {
+    throw new Error(`freeze_trainable_layers must be between 1 and ${layers} (the model's layers), got ${n}`);
+  }
+  const firstTrained = recipe.finetuning_type === "full" ? 0 : layers - n;
+  const names = [...expectedWeights(model.config).keys()].filter((name) => {
+    if (!model.weights.has(name)) return false;
+    if (recipe.finetuning_type === "full") return true;
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    return !!m && Number(m[1]) >= firstTrained;
+  });
+  return names.map((name) => {
+    const w = model.weights.get(name);
+    return { name, shape: w.shape, init: Float32Array.from(w.data) };
+  });
+}
+
+/** Writes a full/freeze run's weights as a HF model folder (the base's files, its trained tensors replaced). */
+function saveTrainedModel(model: BaseModel, engine: StepEngine, trainable: readonly TrainableSpec[], adapter: Adapter, dir: string): string {
+  const params: Record<string, SavedParam> = { ...adapter.modulesToSave };
+  for (const t of trainable) if (!(t.name in params)) params[t.name] = { shape: [...t.shape], data: Float32Array.from(engine.param(t.name)) };
+  return writeMergedModel(model, { modules: [], tensors: new Map() }, dir, { overwrite: true, modulesToSave: params }).dir;
 }
 
 /** The engine's current tensors as a PEFT adapter. */

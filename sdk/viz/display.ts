@@ -104,6 +104,9 @@ export function plotlyLibraryHtml(): string {
   );
 }
 
+/** CSS class of every plot <div> plotlyHtml writes; a kernel looks for it to know a bundle needs plotly.js. */
+export const PLOT_CLASS = "tunelab-plot";
+
 /** Options for `plotlyHtml`. */
 export interface PlotlyHtmlOptions {
   /** Embed plotly.js for use when `window.Plotly` is absent (see DisplayOptions.inlinePlotly). */
@@ -136,7 +139,7 @@ export function plotlyHtml(figure: PlotlyFigure, opts: PlotlyHtmlOptions): strin
     `  draw();\n` +
     `})();`;
   return (
-    `<div id="${id}" class="tunelab-plot" style="width:100%;height:${htmlEscape(height)};"></div>\n` +
+    `<div id="${id}" class="${PLOT_CLASS}" style="width:100%;height:${htmlEscape(height)};"></div>\n` +
     (opts.inlinePlotly ? plotlyLibraryHtml() + "\n" : "") +
     `<script type="text/javascript">\n${draw}\n</script>`
   );

@@ -23,6 +23,7 @@ import {
   runNbconvert,
   textOf,
   withParameters,
+  type Cell,
   type Notebook,
 } from "./nbrun";
 
@@ -92,7 +93,7 @@ function assertRanCleanly(nb: Notebook): void {
  * display_id), so the executed cell holds one display in its final state. nbconvert's debug log shows the messages
  * themselves: one display_id, shown once and then updated several times.
  */
-function assertLiveView(log: string, fitCell: ReturnType<typeof cellWhere>, steps: number): string {
+function assertLiveView(log: string, fitCell: Cell, steps: number): string {
   const shown = outputsOf(fitCell, "display_data");
   assert.equal(shown.length, 1, "the live view is one display, updated in place (not one output per update)");
   const html = htmlOf(shown[0]);
@@ -248,12 +249,8 @@ test("sft-chat.ipynb runs in the tunelab kernel: SFT with a live view, then the 
 });
 
 test(
-  "tslab limitation: a shorthand property naming a variable from an earlier cell ({ steps }) is a ReferenceError",
-  {
-    skip,
-    timeout: 60_000,
-    todo: "fails until kernel/ rewrites shorthand properties before tslab compiles a cell; the notebooks write { maxSteps: steps }",
-  },
+  "a shorthand property naming a variable from an earlier cell ({ steps }) works (the kernel expands it for tslab)",
+  { skip, timeout: 60_000 },
   async () => {
     const nb: Notebook = {
       cells: [

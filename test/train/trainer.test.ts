@@ -191,3 +191,16 @@ test("DeepSeek-R1's template: the trained reply follows the prompt's open <think
   assert.match(all, /<｜Assistant｜><think>\n\n<\/think>\n\n/);
   assert.equal(trained, `\n</think>\n\n${reply}<｜end▁of▁sentence｜>`);
 });
+
+test("full and freeze fine-tuning train the model's own weights and write a model folder that reloads", async () => {
+  for (const finetuning_type of ["full", "freeze"] as const) {
+    const result = await train(ptRecipe(finetuning_type, { finetuning_type, freeze_trainable_layers: 1, lora_dropout: 0, learning_rate: 1e-3 }), { handleSigint: false });
+    assert.ok(result.history.at(-1)!.loss < result.history[0].loss, `${finetuning_type}: loss did not fall`);
+    const trained = openModel(result.modelDir!);
+    const base = openModel(byteModel);
+    const changed = (name: string) => trained.weights.get(name).data.some((v, i) => v !== base.weights.get(name).data[i]);
+    assert.ok(changed("model.layers.0.mlp.down_proj.weight"), `${finetuning_type}: layer weights unchanged`);
+    assert.equal(changed("model.embed_tokens.weight"), finetuning_type === "full", `${finetuning_type}: embeddings`);
+    assert.ok(!fs.existsSync(path.join(result.outputDir, "adapter_model.safetensors")));
+  }
+});
