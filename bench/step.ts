@@ -28,8 +28,6 @@ function stepFlops(vocab: number): number {
   const kv = R.numKvHeads * headDim;
   const linears = [h * h, h * kv, h * kv, h * h, h * R.intermediateSize, h * R.intermediateSize, R.intermediateSize * h];
   const linearParams = linears.reduce((a, b) => a + b, 0) * R.numLayers;
-  const loraParams = linears.length * R.numLayers * R.rank * 0; // placeholder, replaced below
-  void loraParams;
   const loraFwd = R.numLayers * [[h, h], [h, kv], [h, kv], [h, h], [h, R.intermediateSize], [h, R.intermediateSize], [R.intermediateSize, h]]
     .reduce((a, [i, o]) => a + 2 * tokens * R.rank * (i + o), 0);
   const attention = R.numLayers * 2 * 2 * R.batch * R.numHeads * R.seq * R.seq * headDim;
@@ -56,10 +54,12 @@ async function matmulGflops(): Promise<number> {
   return (2 * n ** 3 * reps) / seconds / 1e9;
 }
 
-function torchStepMs(dir: string): number | null {
+/** PyTorch eager on the same model, when Debian's python3-torch is installed: ms per step and its matmul GFLOP/s. */
+function torchStep(dir: string): { ms: number; matmulGflops: number; blas: string } | null {
   try {
     const out = execFileSync("/usr/bin/python3", [path.join(__dirname, "../../bench/torch_step.py"), dir, JSON.stringify(R)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    return JSON.parse(out).ms_per_step;
+    const r = JSON.parse(out);
+    return { ms: r.ms_per_step, matmulGflops: r.matmul_gflops, blas: r.blas };
   } catch {
     return null;
   }
@@ -97,7 +97,8 @@ async function main(): Promise<void> {
   const flops = stepFlops(model.config.vocabSize);
   const achieved = flops / (msPerStep / 1000) / 1e9;
   const peak = await matmulGflops();
-  const torchMs = device === "cpu" ? torchStepMs(dir) : null;
+  const torch = device === "cpu" && process.env.TUNELAB_BENCH_TORCH !== "0" ? torchStep(dir) : null;
+  const torchMs = torch?.ms ?? null;
   const tokensPerSec = (R.batch * R.seq) / (msPerStep / 1000);
   const result = {
     bench: "lora_step",
@@ -111,11 +112,16 @@ async function main(): Promise<void> {
     matmul_gflops: +peak.toFixed(2),
     step_efficiency: +(achieved / peak).toFixed(3),
     torch_eager_ms_per_step: torchMs === null ? null : +torchMs.toFixed(1),
+    torch_matmul_gflops: torch ? +torch.matmulGflops.toFixed(2) : null,
+    torch_blas: torch?.blas ?? null,
     speedup_vs_torch: torchMs === null ? null : +(torchMs / msPerStep).toFixed(2),
   };
   console.log(`reference LoRA step on ${device}: ${result.ms_per_step} ms/step, ${result.tokens_per_s} tokens/s (first step incl. compile ${result.first_step_ms} ms)`);
   console.log(`achieved ${result.achieved_gflops} GFLOP/s of ${result.step_gflop} GFLOP/step; plain 1024^3 MatMul ${result.matmul_gflops} GFLOP/s; step efficiency ${result.step_efficiency}`);
-  if (torchMs !== null) console.log(`PyTorch eager, same model and machine: ${result.torch_eager_ms_per_step} ms/step; tunelab is ${result.speedup_vs_torch}x faster`);
+  if (torch) {
+    console.log(`PyTorch eager, same model and machine: ${result.torch_eager_ms_per_step} ms/step; tunelab is ${result.speedup_vs_torch}x faster`);
+    console.log(`  (this PyTorch's BLAS is "${torch.blas}" and its 1024^3 matmul runs at ${result.torch_matmul_gflops} GFLOP/s, so part of the gap is its BLAS, not eager execution)`);
+  }
   console.log(JSON.stringify(result));
 }
 

@@ -15,6 +15,7 @@ from reference import forward_loss, read_safetensors  # noqa: E402
 def main():
     model_dir, ref = sys.argv[1], json.loads(sys.argv[2])
     torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     W = {k: v.float() for k, v in read_safetensors(os.path.join(model_dir, "model.safetensors")).items()}
     h, r = cfg["hidden_size"], ref["rank"]
@@ -45,7 +46,15 @@ def main():
     start = time.perf_counter()
     for _ in range(n):
         step()
-    print(json.dumps({"ms_per_step": (time.perf_counter() - start) * 1000 / n, "threads": torch.get_num_threads(), "torch": torch.__version__}))
+    ms = (time.perf_counter() - start) * 1000 / n
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    gflops = 2 * 1024**3 * 5 / (time.perf_counter() - start) / 1e9
+    blas = next((part.split("=")[1] for part in torch.__config__.show().replace(",", " ").split() if part.startswith("BLAS_INFO=")), "unknown")
+    print(json.dumps({"ms_per_step": ms, "matmul_gflops": gflops, "blas": blas, "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

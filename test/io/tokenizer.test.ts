@@ -189,7 +189,7 @@ test("chat_template as a list of named templates, and missing templates", () => 
   assert.equal(named.applyChatTemplate([{ role: "user", content: "x" }]), "Dx");
   assert.equal(named.applyChatTemplate([{ role: "user", content: "x" }], { tools: [{}, {}] }), "T2");
   assert.equal(named.applyChatTemplate([], { templateName: "rag" }), "R");
-  assert.throws(() => named.applyChatTemplate([], { templateName: "nope" }), /no chat template named "nope" \(have default, tool_use, rag\)/);
+  assert.throws(() => named.applyChatTemplate([], { templateName: "nope" }), /no chat template named "nope" \(have default, tool_use, rag, qwen, chatml, llama3, deepseekr1\)/);
   const none = Tokenizer.fromObjects(files.tokenizerJson, { ...files.tokenizerConfig, chat_template: undefined });
   assert.equal(none.hasChatTemplate, false);
   assert.throws(() => none.applyChatTemplate([{ role: "user", content: "x" }]), /tokenizer_config.json: the tokenizer has no chat_template/);
