@@ -4,6 +4,7 @@
  */
 import { DType, Dim, Graph, int, ints, Shape, str, TensorArray, Value } from "./ir";
 import { broadcastShapes, normAxis, reshapeShape } from "./shape";
+import { float32ToF16Bits } from "../util/float16";
 
 type Elementwise = "Add" | "Sub" | "Mul" | "Div" | "Pow";
 type Compare = "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual";
@@ -422,7 +423,7 @@ export function toArray(values: readonly number[] | TensorArray, dtype: DType): 
     case "float64":
       return Float64Array.from(list);
     case "float16":
-      return Uint16Array.from(list, toHalf);
+      return float32ToF16Bits(list);
     case "int64":
       return BigInt64Array.from(list, (v) => BigInt(Math.trunc(v)));
     case "int32":
@@ -435,29 +436,8 @@ export function toArray(values: readonly number[] | TensorArray, dtype: DType): 
   }
 }
 
-/** float -> IEEE half bits, round to nearest even. */
+/** float -> IEEE half bits, round to nearest even (through float32, as onnxruntime's double->half Cast). */
 export function toHalf(x: number): number {
-  const f32 = new Float32Array([x]);
-  const bits = new Uint32Array(f32.buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
+  return float32ToF16Bits([x])[0];
 }
 

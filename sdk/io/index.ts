@@ -1,6 +1,6 @@
 /** Reading and writing Hugging Face model folders: safetensors, config, tokenizer and chat template, PEFT adapters, tiny models. */
 export * from "./safetensors";
-export * from "./float16";
+export * from "../util/float16";
 export * from "./config";
 export * from "./tokenizer";
 export * from "./peft";

@@ -1,7 +1,7 @@
 /** The frozen base weights: read once from safetensors as float32, linears pre-transposed to [in, out]. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
-import { float32ToF16Bits } from "../io/float16";
+import { float32ToF16Bits } from "../util/float16";
 import { toFloat32, TensorSource } from "../io/safetensors";
 
 /** The element type a graph computes in: float32, or float16 (GPU providers; trainable tensors stay float32). */

@@ -15,7 +15,7 @@ import {
   type Dtype,
   type TensorInput,
 } from "../../sdk/io/safetensors";
-import { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits } from "../../sdk/io/float16";
+import { bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits } from "../../sdk/util/float16";
 import { Rng } from "../../sdk/util/random";
 import { tempDir } from "./tmp";
 

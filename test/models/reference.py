@@ -44,6 +44,26 @@ def rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def rope_inv_freq(cfg, hd):
+    """transformers' rotary frequencies, with rope_scaling types default, linear and llama3."""
+    inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    scaling = cfg.get("rope_scaling") or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "linear":
+        return inv_freq / scaling["factor"]
+    if kind == "llama3":
+        factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old_len = scaling["original_max_position_embeddings"]
+        low_wavelen, high_wavelen = old_len / low, old_len / high
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+        return torch.where(medium, smoothed, scaled)
+    return inv_freq
+
+
 def forward_loss(cfg, W, lora, scaling, ids, mask, labels):
     """Causal-LM loss of Llama/Qwen2 with LoRA terms added to every adapted linear (transformers' math)."""
     H = cfg["hidden_size"]
@@ -63,7 +83,7 @@ def forward_loss(cfg, W, lora, scaling, ids, mask, labels):
             y = y + (x @ lora[path + ".lora_A"].T) @ lora[path + ".lora_B"].T * scaling
         return y
 
-    inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    inv_freq = rope_inv_freq(cfg, hd)
     pos = torch.arange(S, dtype=torch.float64)
     freqs = torch.outer(pos, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)

@@ -41,10 +41,14 @@ const batch = {
 };
 const int64 = (rows: number[][]) => ({ dtype: "int64" as const, shape: [rows.length, rows[0].length], data: BigInt64Array.from(rows.flat().map(BigInt)) });
 
-for (const arch of ["llama", "qwen2"] as const) {
-  test(`${arch}: loss and LoRA gradients match an independent PyTorch implementation`, { skip: hasTorch ? false : "python3-torch is not installed" }, async () => {
+// Llama 3.1-style rope scaling with a short original context, so all three frequency bands occur at head_dim 8 with rope_theta 10000 (wavelengths 6, 63, 628, 6283 against bands 16 and 64).
+const llama3Rope = { rope_type: "llama3" as const, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+
+for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", llama3Rope]] as const) {
+  const label = `${arch}${ropeScaling ? " with llama3 rope_scaling" : ""}`;
+  test(`${label}: loss and LoRA gradients match an independent PyTorch implementation`, { skip: hasTorch ? false : "python3-torch is not installed" }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), `tunelab-ref-${arch}-`));
-    createTinyModel({ arch, out: dir, seed: 11, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, tieWordEmbeddings: arch === "qwen2", initStd: 0.2 });
+    createTinyModel({ arch, out: dir, seed: 11, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, tieWordEmbeddings: arch === "qwen2", initStd: 0.2, ropeScaling });
     const model = openModel(dir);
     const lora = makeLoraConfig({ r: 4, loraAlpha: 8, targetModules: "all-linear" });
     const modules = loraModules(model.config, lora);
@@ -87,7 +91,7 @@ for (const arch of ["llama", "qwen2"] as const) {
       }
     }
     assert.ok(existsSync(dir));
-    console.log(`${arch}: loss ${loss.toFixed(6)} (ref ${ref.loss.toFixed(6)}), worst relative gradient error ${worst.toExponential(2)}`);
+    console.log(`${label}: loss ${loss.toFixed(6)} (ref ${ref.loss.toFixed(6)}), worst relative gradient error ${worst.toExponential(2)}`);
   });
 }
 
