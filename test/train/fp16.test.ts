@@ -13,11 +13,13 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const modelDir = path.join(tmp, "model");
 createTinyModel({ arch: "llama", out: modelDir, seed: 1, hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2, initStd: 0.2 });
 
+let runs = 0;
+
 async function losses(device: "cpu" | "webgpu", fp16: boolean, steps: number): Promise<number[]> {
   const recipe = resolveRecipe({
     model_name_or_path: modelDir,
     dataset_path: path.join(root, "data/arithmetic.txt"),
-    output_dir: path.join(tmp, `${device}-${fp16}`),
+    output_dir: path.join(tmp, `${device}-${fp16}-${++runs}`),
     stage: "pt",
     learning_rate: 1e-2,
     warmup_steps: 0,
@@ -44,4 +46,10 @@ test("fp16 training on webgpu agrees with float32 on cpu", { skip: hasVulkan ? f
   const full = await losses("cpu", false, 4);
   const gpu = await losses("webgpu", true, 4);
   full.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-2 * l, `step ${i + 1}: webgpu fp16 ${gpu[i]} vs cpu fp32 ${l}`));
+});
+
+test("the one-block transformer's float32 training steps on webgpu agree with cpu", { skip: hasVulkan ? false : "no Vulkan driver installed" }, async () => {
+  const cpu = await losses("cpu", false, 4);
+  const gpu = await losses("webgpu", false, 4);
+  cpu.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-4 * l, `step ${i + 1}: webgpu ${gpu[i]} vs cpu ${l}`));
 });
