@@ -1,6 +1,6 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { createTinyModel } from "../../sdk/io/tiny";
@@ -52,4 +52,22 @@ test("the one-block transformer's float32 training steps on webgpu agree with cp
   const cpu = await losses("cpu", false, 4);
   const gpu = await losses("webgpu", false, 4);
   cpu.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-4 * l, `step ${i + 1}: webgpu ${gpu[i]} vs cpu ${l}`));
+});
+
+test("fp16 overflow lowers the loss scale and retries the step instead of stopping", async () => {
+  // Weights of std 1 give float16 gradients that overflow at the initial scale of 65536.
+  const big = path.join(tmp, "big-weights");
+  createTinyModel({ arch: "llama", out: big, seed: 1, hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2, initStd: 1 });
+  const out = path.join(tmp, "overflow");
+  const result = await train(
+    resolveRecipe({ model_name_or_path: big, dataset_path: path.join(root, "data/arithmetic.txt"), output_dir: out, stage: "pt", learning_rate: 1e-3, warmup_steps: 0, max_steps: 4, per_device_train_batch_size: 8, save_steps: 0, lora_rank: 8, fp16: true }),
+    { handleSigint: false },
+  );
+  assert.equal(result.stoppedBy, "max_steps");
+  assert.deepEqual(result.history.map((h) => h.step), [1, 2, 3, 4]);
+  assert.ok(result.history.every((h) => Number.isFinite(h.loss)));
+  const log = readFileSync(path.join(out, "train.log"), "utf8");
+  assert.match(log, /float16 gradients overflowed at step 1; loss scale lowered to 32768/);
+  const state = JSON.parse(readFileSync(path.join(out, "checkpoint-4", "trainer_state.json"), "utf8"));
+  assert.ok(state.lossScale < 65536 && state.lossScale >= 1, `loss scale ${state.lossScale}`);
 });
