@@ -1,5 +1,5 @@
 /** The shape of a gradient rule, and helpers most rules share. */
-import { Node, Value } from "../ir";
+import { int, Node, Value } from "../ir";
 import { Builder } from "../ops";
 
 /**
@@ -8,7 +8,10 @@ import { Builder } from "../ops";
  */
 export type GradRule = (b: Builder, node: Node, dys: readonly (Value | null)[], needs: readonly boolean[]) => (Value | null)[];
 
-/** Sums a broadcast gradient `dy` back to the shape of `x` (numpy broadcasting in reverse). */
+/**
+ * Sums a broadcast gradient `dy` back to the shape of `x` (numpy broadcasting in reverse). Axes known statically
+ * are reduced directly; where x has a symbolic dim that may be 1 at run time, the axes are found at run time.
+ */
 export function unbroadcast(b: Builder, dy: Value, x: Value): Value {
   const lead = dy.rank - x.rank;
   const axes: number[] = [];
@@ -16,9 +19,24 @@ export function unbroadcast(b: Builder, dy: Value, x: Value): Value {
     if (i < lead) axes.push(i);
     else if (x.shape[i - lead] === 1 && dy.shape[i] !== 1) axes.push(i);
   }
-  if (axes.length === 0) return dy;
-  const summed = b.reduceSum(dy, axes, true);
-  return lead > 0 ? b.squeeze(summed, axes.slice(0, lead)) : summed;
+  let out = dy;
+  if (axes.length > 0) {
+    const summed = b.reduceSum(dy, axes, true);
+    out = lead > 0 ? b.squeeze(summed, axes.slice(0, lead)) : summed;
+  }
+  const ambiguous = x.shape.some((d, i) => typeof d === "string" && d !== dy.shape[lead + i]);
+  return ambiguous ? reduceWhereOne(b, out, x) : out;
+}
+
+/** Sums `g` (same rank as x) over every axis where x is 1 at run time and g is not. */
+function reduceWhereOne(b: Builder, g: Value, x: Value): Value {
+  const one = b.scalar(1, "int64");
+  const xIsOne = b.compare("Equal", b.shapeOf(x), one);
+  const gIsNotOne = b.not(b.compare("Equal", b.shapeOf(g), one));
+  const [both] = b.op("And", [xIsOne, gIsNotOne], [{ dtype: "bool", shape: [x.rank] }]);
+  const [found] = b.op("NonZero", [both], [{ dtype: "int64", shape: [1, "axes"] }]);
+  const axes = b.reshape(found, [-1]);
+  return b.op("ReduceSum", [g, axes], [{ dtype: g.dtype, shape: x.shape }], { keepdims: int(1), noop_with_empty_axes: int(1) })[0];
 }
 
 /** The constant data of an initializer input, for rules that need static attributes passed as inputs. */
