@@ -12,6 +12,7 @@ import * as tslabJupyter from "tslab/dist/jupyter";
 import { TaskCanceledError, TaskQueue } from "tslab/dist/util";
 import { PLOT_CLASS, plotlyLibraryHtml } from "../sdk/viz/display";
 import { normalizeBundle, setDisplaySink, toMimeBundle, type DisplayMessage, type MimeBundle, type RenderOptions } from "./display";
+import { InterruptRouter } from "./interrupt";
 import { hookRuntimeResolution, hookTypeScriptSys, type TsSysLike } from "./resolve";
 import { packageRoot, packageVersion } from "./spec";
 
@@ -90,6 +91,8 @@ class TunelabHandler implements JupyterHandler {
   private execCount = 0;
   private cell: Cell | null = null;
   readonly executor: Executor;
+  /** Jupyter interrupts (SIGINT): to the running cell's own SIGINT listeners first (fit() stops cleanly), else tslab's. */
+  readonly interrupts: InterruptRouter;
 
   constructor(convs: ConverterSet) {
     this.executor = createExecutor(process.cwd(), convs, {
@@ -99,6 +102,7 @@ class TunelabHandler implements JupyterHandler {
       error: (...args: unknown[]) => this.cell?.errors.push(args),
     });
     this.tslabHandler = new tslabJupyter.JupyterHandlerImpl(this.executor, false);
+    this.interrupts = new InterruptRouter(() => this.executor.interrupt());
   }
 
   handleKernel(): KernelInfo {
@@ -176,12 +180,18 @@ class TunelabHandler implements JupyterHandler {
     (tslabJupyter as unknown as { lastWriteDisplayData: unknown }).lastWriteDisplayData = publishDisplay;
 
     let ok: boolean;
+    this.interrupts.cellStarted();
     try {
-      ok = await this.executor.execute(expandShorthandProperties(req.code));
+      const execution = this.executor.execute(expandShorthandProperties(req.code));
+      // execute() returned at its first await: the cell's synchronous part has run (under vm's breakOnSigint).
+      this.interrupts.keepFirst();
+      ok = await execution;
       await Promise.all(cell.pending);
     } catch (e) {
       ok = false;
       cell.failure = toError(e);
+    } finally {
+      this.interrupts.cellEnded();
     }
     if (ok && !cell.failure) {
       // Diagnostics of `//%module` cells are warnings only: show them as stderr.
@@ -291,7 +301,7 @@ export async function startKernel(connectionFile: string): Promise<void> {
   void convs.node; // build the TypeScript program now, not on the first cell (takes a second)
   const handler = new TunelabHandler(convs);
   const server = new TunelabServer(handler, path.resolve(connectionFile));
-  process.on("SIGINT", () => handler.executor.interrupt());
+  handler.interrupts.install();
   // A stray rejection in user code must not kill the kernel; report it in the current cell's stderr.
   process.on("uncaughtException", (err) => console.error("Uncaught exception:", err));
   process.on("unhandledRejection", (reason) => console.error("Unhandled promise rejection:", reason));
