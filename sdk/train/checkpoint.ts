@@ -88,3 +88,13 @@ export function pruneCheckpoints(outputDir: string, keep: number, protect?: stri
   const all = listCheckpoints(outputDir);
   for (const c of all.slice(0, Math.max(0, all.length - keep))) if (c.dir !== protect) fs.rmSync(c.dir, { recursive: true, force: true });
 }
+
+/** Removes what a killed process left half-done (temp and replaced checkpoint folders); finished checkpoints stay. */
+export function removeStaleCheckpointTemps(outputDir: string): void {
+  if (!fs.existsSync(outputDir)) return;
+  for (const name of fs.readdirSync(outputDir)) {
+    if (/^\.checkpoint-\d+\.\d+\.tmp$/.test(name) || /^checkpoint-\d+\.\d+\.old$/.test(name)) {
+      fs.rmSync(path.join(outputDir, name), { recursive: true, force: true });
+    }
+  }
+}

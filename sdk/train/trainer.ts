@@ -14,7 +14,7 @@ import { loraModules, LoraModule, loraTrainables } from "../models/lora";
 import { BaseModel, openModel } from "../models/model";
 import { causalLMForward, classificationForward } from "../models/tasks";
 import { Diagnostic, emit, EvalEvent, StopReason, TrainerCallbacks } from "./callbacks";
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, TrainerState } from "./checkpoint";
+import { listCheckpoints, loadCheckpoint, pruneCheckpoints, removeStaleCheckpointTemps, saveCheckpoint, TrainerState } from "./checkpoint";
 import { DiagnosticsWatcher } from "./diagnostics";
 import { EngineState, Feeds, StepEngine } from "./engine";
 import { batchFeeds, Evaluation, evaluateExamples } from "./evaluate";
@@ -122,6 +122,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     engine.restore(loaded.engine);
     state = loaded.state;
   }
+  removeStaleCheckpointTemps(outputDir);
   const logger = new RunLogger(outputDir, { echo: options.echo });
   if (resumeDir) logger.message(`resumed from ${resumeDir} at step ${state.globalStep}`);
 
@@ -171,8 +172,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     logger.diagnostic({ ...d, step: d.step, epoch: Math.max(1, Math.ceil(state.epoch)), numEpochs });
     await emit(subscribers, "onDiagnostic", d);
   };
+  let savedStep = -1;
   const checkpoint = async () => {
     const dir = saveCheckpoint(outputDir, checkpointAdapter(), engine.snapshot(), state);
+    savedStep = state.globalStep;
     pruneCheckpoints(outputDir, Math.max(1, recipe.save_total_limit), state.bestStep !== null ? path.join(outputDir, `checkpoint-${state.bestStep}`) : undefined);
     await emit(subscribers, "onCheckpoint", { step: state.globalStep, dir });
   };
@@ -268,9 +271,8 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       }
       if (recipe.save_steps > 0 && state.globalStep % recipe.save_steps === 0) await checkpoint();
     }
-    if (stoppedBy !== "non_finite_loss" && (stoppedBy === "interrupted" || recipe.save_steps === 0 || state.globalStep % recipe.save_steps !== 0)) {
-      await checkpoint();
-    }
+    if (stoppedBy !== "non_finite_loss" && savedStep !== state.globalStep) await checkpoint();
+    if (stoppedBy === "interrupted") logger.message(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
     if (data.val.length > 0 && lastEvalStep !== state.globalStep && stoppedBy !== "non_finite_loss") await runEval();
     if (best && recipe.early_stopping_steps > 0 && state.bestStep !== state.globalStep) {
       engine.restore(best);

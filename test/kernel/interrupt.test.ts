@@ -142,7 +142,7 @@ test("an interrupt during fit() stops at a step boundary with a checkpoint; the 
 
   // The run is a normal value in the next cell, and the kernel goes on.
   const next = await execute("run.result.stoppedBy");
-  assert.equal(next.result, '"interrupted"', JSON.stringify(next));
+  assert.equal(next.result, "interrupted", JSON.stringify(next));
   await assertAlive();
 });
 
