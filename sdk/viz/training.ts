@@ -29,7 +29,8 @@ export class TrainingView implements Displayable {
   line(): string {
     const s = this.state;
     const lastLoss = [...s.losses].reverse().find((p) => p.split === "train")?.loss;
-    return renderProgress({ step: s.step, maxSteps: s.maxSteps, elapsedSec: s.elapsedSec, startStep: s.startStep, tokensPerSec: s.tokensPerSec, loss: lastLoss, epoch: s.epoch, numEpochs: s.numEpochs });
+    const bar = renderProgress({ step: s.step, maxSteps: s.maxSteps, elapsedSec: s.elapsedSec, startStep: s.startStep, tokensPerSec: s.tokensPerSec, loss: lastLoss, epoch: s.epoch, numEpochs: s.numEpochs });
+    return s.finished ? `${bar}  finished: ${s.finished}` : bar;
   }
 
   [JUPYTER_DISPLAY](opts: DisplayOptions = {}): MimeBundle {
