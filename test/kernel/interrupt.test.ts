@@ -8,36 +8,30 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { KernelManager, ServerConnection, type Kernel, type KernelMessage } from "@jupyterlab/services";
+import type { Kernel, KernelMessage } from "@jupyterlab/services";
 import { loadCheckpoint } from "../../sdk/train/checkpoint";
-import { jupyterServerModule, startJupyterServer, type JupyterServer } from "./jupyter";
+import { jupyterServerModule, startKernelSession, type KernelSession } from "./jupyter";
 
 const found = jupyterServerModule();
 const skip = "missing" in found ? found.missing : false;
 const dataFile = path.resolve(__dirname, "..", "..", "..", "data", "arithmetic.txt");
 
-let server: JupyterServer | undefined;
-let manager: KernelManager | undefined;
+let session: KernelSession | undefined;
 let kernel: Kernel.IKernelConnection | undefined;
 let work = "";
 
 before(async () => {
   if (skip || "missing" in found) return;
   work = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-kernel-interrupt-"));
-  server = await startJupyterServer(found.module);
-  const serverSettings = ServerConnection.makeSettings({ baseUrl: server.baseUrl, token: server.token, appendToken: true });
-  manager = new KernelManager({ serverSettings });
-  await manager.ready;
-  kernel = await manager.startNew({ name: "tunelab" });
+  session = await startKernelSession(found.module);
+  kernel = session.kernel;
 });
 
 after(async () => {
+  // Always runs: kernel, manager polling, then the server process and its temp folders.
   try {
-    if (kernel && !kernel.isDisposed) await kernel.shutdown().catch(() => undefined);
-    kernel?.dispose();
-    manager?.dispose();
+    await session?.stop();
   } finally {
-    await server?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   }
 });

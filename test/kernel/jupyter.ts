@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { KernelManager, ServerConnection, type Kernel } from "@jupyterlab/services";
 
 /** The Python that has Jupyter (Debian's; the python3 first on PATH may be another one). */
 export const JUPYTER_PYTHON = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
@@ -125,4 +126,36 @@ async function within(p: Promise<void>, ms: number): Promise<boolean> {
   const done = await Promise.race([p.then(() => true), t]);
   clearTimeout(timer);
   return done;
+}
+
+/** A running server with one started tunelab kernel, and how to stop both. */
+export interface KernelSession {
+  server: JupyterServer;
+  manager: KernelManager;
+  kernel: Kernel.IKernelConnection;
+  /** Shuts the kernel, the manager's polling and the server down (always all three). */
+  stop(): Promise<void>;
+}
+
+/** Starts a server and a tunelab kernel in it, with a real client (@jupyterlab/services). */
+export async function startKernelSession(module: "jupyter_server" | "notebook"): Promise<KernelSession> {
+  const server = await startJupyterServer(module);
+  const serverSettings = ServerConnection.makeSettings({ baseUrl: server.baseUrl, token: server.token, appendToken: true });
+  const manager = new KernelManager({ serverSettings });
+  await manager.ready;
+  const kernel = await manager.startNew({ name: "tunelab" });
+  return {
+    server,
+    manager,
+    kernel,
+    async stop() {
+      try {
+        if (!kernel.isDisposed) await kernel.shutdown().catch(() => undefined);
+        kernel.dispose();
+        manager.dispose();
+      } finally {
+        await server.stop();
+      }
+    },
+  };
 }

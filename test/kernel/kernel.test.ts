@@ -6,34 +6,24 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { KernelManager, ServerConnection, type Kernel, type KernelMessage } from "@jupyterlab/services";
-import { jupyterServerModule, startJupyterServer, type JupyterServer } from "./jupyter";
+import type { Kernel, KernelMessage } from "@jupyterlab/services";
+import { jupyterServerModule, startKernelSession, type KernelSession } from "./jupyter";
 
 const found = jupyterServerModule();
 const skip = "missing" in found ? found.missing : false;
 
-let server: JupyterServer | undefined;
-let manager: KernelManager | undefined;
+let session: KernelSession | undefined;
 let kernel: Kernel.IKernelConnection | undefined;
 
 before(async () => {
   if (skip || "missing" in found) return;
-  server = await startJupyterServer(found.module);
-  const serverSettings = ServerConnection.makeSettings({ baseUrl: server.baseUrl, token: server.token, appendToken: true });
-  manager = new KernelManager({ serverSettings });
-  await manager.ready;
-  kernel = await manager.startNew({ name: "tunelab" });
+  session = await startKernelSession(found.module);
+  kernel = session.kernel;
 });
 
 after(async () => {
-  // Always runs: kernel, then manager polling, then the server process and its temp folders.
-  try {
-    if (kernel && !kernel.isDisposed) await kernel.shutdown().catch(() => undefined);
-    kernel?.dispose();
-    manager?.dispose();
-  } finally {
-    await server?.stop();
-  }
+  // Always runs: kernel, manager polling, then the server process and its temp folders.
+  await session?.stop();
 });
 
 /** One executed cell: the execute_reply content and every IOPub message except status/execute_input. */
