@@ -1,6 +1,5 @@
 /** `model(dir)`: a base model a notebook can train, chat with and evaluate. */
 import { Dataset } from "../data/dataset";
-import { tokenizeDataset } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { chatTranslator, type Translator } from "../data/augment/translate";
 import { EvalReport } from "../eval/report";
@@ -11,7 +10,7 @@ import { chat, type ChatOptions, type ChatResult } from "../models/chat";
 import { Generator, type GenerateOptions, type GenerationResult } from "../models/generate";
 import { openModel, type BaseModel } from "../models/model";
 import type { Device } from "../runtime/device";
-import { evaluateExamples } from "../train/evaluate";
+import { evaluateExamples, textExamples } from "../train/evaluate";
 import { StepEngine } from "../train/engine";
 import { causalLMForward } from "../models/tasks";
 import type { ChatMessage } from "../io/tokenizer";
@@ -89,7 +88,9 @@ export class Model implements Displayable {
   async evaluate(data: DataPlan | Dataset<Row>, options: ModelEvalOptions = {}): Promise<EvalReport> {
     const ds = data instanceof Dataset ? data : await data.materialize();
     if (!(ds instanceof Dataset)) throw new Error("Model.evaluate: give an unsplit dataset (evaluate a run's val split with run.evaluate())");
-    const { examples } = tokenizeDataset(ds, this.tokenizer, { cutoffLen: options.cutoffLen });
+    const examples = textExamples(ds.rows, this.tokenizer).map((e) =>
+      options.cutoffLen ? { ...e, inputIds: e.inputIds.slice(0, options.cutoffLen), labels: e.labels!.slice(0, options.cutoffLen) } : e,
+    );
     const engine = StepEngine.create({
       forward: causalLMForward({ config: this.config, weights: this.base.weights, lora: [], loraDropout: 0 }),
       trainable: [],
@@ -119,7 +120,7 @@ export class Model implements Displayable {
   }
 }
 
-/** Keeps the requested metrics ("f1" selects f1_macro and f1_micro); all when none are named. */
+/** Keeps the requested metrics ("f1" selects every f1_* average); all when none are named. */
 export function pick(metrics: Record<string, number>, names?: readonly string[]): Record<string, number> {
   if (!names || names.length === 0) return metrics;
   const out: Record<string, number> = {};

@@ -1,6 +1,7 @@
 /** Evaluation of the current tensors on tokenised examples: loss, perplexity and classification metrics. */
 import { collate, type Batch } from "../data/batch";
 import type { TokenizedExample } from "../data/tokenize";
+import type { Row } from "../data/types";
 import { argmaxRows, classificationMetrics } from "../eval/metrics";
 import type { Adapter } from "../io/peft";
 import { loraNames, type LoraModule } from "../models/lora";
@@ -21,6 +22,18 @@ export interface Evaluation {
   metrics: Record<string, number>;
   /** Predicted and true class indices (classification only), in example order. */
   predictions?: { predicted: number[]; actual: number[] };
+}
+
+/**
+ * Perplexity examples of {"text"} rows: exactly the tokenizer.json's ids (its post-processor included, nothing
+ * appended), every token after the first predicted. The contract of `tunelab eval` and Model.evaluate.
+ */
+export function textExamples(rows: readonly Row[], tokenizer: { encode(text: string, o?: { addSpecialTokens?: boolean }): number[] }): TokenizedExample[] {
+  return rows.map((row) => {
+    if (row.kind !== "pretrain") throw new Error(`${row.provenance.source}:${row.provenance.line}: expected a {"text": ...} row, got a ${row.kind} row`);
+    const ids = tokenizer.encode(row.text, { addSpecialTokens: true });
+    return { id: row.provenance.id, inputIds: ids, labels: ids };
+  });
 }
 
 /** Graph feeds of a collated batch. */

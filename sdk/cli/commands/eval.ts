@@ -5,12 +5,11 @@
  */
 import { parseFlags, type CliCommand } from "../command";
 import { loadDataset } from "../../data/load";
-import type { TokenizedExample } from "../../data/tokenize";
 import { loadAdapter } from "../../io/peft";
 import { loraModules } from "../../models/lora";
 import { openModel } from "../../models/model";
 import type { Device } from "../../runtime/device";
-import { evaluateAdapter } from "../../train/evaluate";
+import { evaluateAdapter, textExamples } from "../../train/evaluate";
 
 const USAGE = "usage: tunelab eval --model DIR [--adapter DIR] --data FILE.jsonl [--metrics perplexity] [--device cpu|webgpu|cuda] [--batch-size N] [--json]";
 const FLAGS = new Set(["model", "adapter", "data", "metrics", "device", "batch-size", "json", "help"]);
@@ -36,11 +35,7 @@ export const command: CliCommand = {
     if (unknown.length) throw new Error(`--metrics: ${unknown.join(", ")} not available here; use perplexity (it reports loss too)`);
     const model = openModel(modelDir);
     const ds = await loadDataset(dataFile, { format: "pretrain" });
-    const examples: TokenizedExample[] = ds.rows.map((row) => {
-      if (row.kind !== "pretrain") throw new Error(`${row.provenance.source}:${row.provenance.line}: expected a {"text": ...} row`);
-      const ids = model.tokenizer.encode(row.text, { addSpecialTokens: true });
-      return { id: row.provenance.id, inputIds: ids, labels: ids };
-    });
+    const examples = textExamples(ds.rows, model.tokenizer);
     const adapter = typeof flags.adapter === "string" ? loadAdapter(flags.adapter) : null;
     const modules = adapter ? loraModules(model.config, adapter.config) : [];
     const e = await evaluateAdapter(
