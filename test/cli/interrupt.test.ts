@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { loadAdapter } from "../../sdk/io/peft";
 import { loraNames } from "../../sdk/models/lora";
 import { loadCheckpoint } from "../../sdk/train/checkpoint";
+import { within } from "../util/within";
 
 const cli = path.resolve(__dirname, "..", "..", "sdk", "cli", "main.js");
 const dataFile = path.resolve(__dirname, "..", "..", "..", "data", "arithmetic.txt");
@@ -97,16 +98,6 @@ async function waitForSteps(run: Training, runDir: string, n: number, timeoutMs 
   throw new Error(`train.log did not reach ${n} steps (exited: ${exited}):\n${run.stdout()}\n${run.stderr()}`);
 }
 
-/** Rejects when `p` takes longer than `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** checkpoint-<n> folders of a run, by step. */
 function checkpointSteps(runDir: string): number[] {

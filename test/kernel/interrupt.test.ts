@@ -11,6 +11,7 @@ import * as path from "node:path";
 import type { Kernel, KernelMessage } from "@jupyterlab/services";
 import { loadCheckpoint } from "../../sdk/train/checkpoint";
 import { jupyterServerModule, startKernelSession, type KernelSession } from "./jupyter";
+import { within } from "../util/within";
 
 const found = jupyterServerModule();
 const skip = "missing" in found ? found.missing : false;
@@ -73,16 +74,6 @@ async function until(what: string, ok: () => boolean, timeoutMs: number): Promis
   }
 }
 
-/** Rejects when `p` takes longer than `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Runs a cell to its reply and returns it with the cell's stream text and text/plain result. */
 async function execute(code: string): Promise<{ reply: KernelMessage.IExecuteReplyMsg["content"]; text: string; result: unknown }> {
