@@ -6,15 +6,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import {
-  JUPYTER_DISPLAY,
-  isDisplayable,
-  type DisplayOptions as RenderOptions,
-  type Displayable,
-  type MimeBundle,
-} from "../sdk/viz/display";
+import { JUPYTER_DISPLAY, viz, type Displayable, type MimeBundle } from "../sdk/index";
 
 // One definition of the protocol, in the SDK (sdk/viz/display.ts); re-exported for notebooks.
+const isDisplayable = viz.isDisplayable;
+type RenderOptions = viz.DisplayOptions;
 export { JUPYTER_DISPLAY, isDisplayable, type Displayable, type MimeBundle, type RenderOptions };
 
 /** What the kernel receives for one display: the message content of `display_data` / `update_display_data`. */

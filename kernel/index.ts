@@ -27,7 +27,6 @@ export {
   makeKernelSpec,
   defaultDataDirs,
   kernelsDirFor,
-  packageRoot,
   type KernelSpec,
   type FoundKernelSpec,
   type InstallOptions,

@@ -10,11 +10,10 @@ import { createConverter, type Converter } from "tslab/dist/converter";
 import { createExecutor, type ConverterSet, type Executor } from "tslab/dist/executor";
 import * as tslabJupyter from "tslab/dist/jupyter";
 import { TaskCanceledError, TaskQueue } from "tslab/dist/util";
-import { PLOT_CLASS, plotlyLibraryHtml } from "../sdk/viz/display";
+import { packageRoot, packageVersion, viz } from "../sdk/index";
 import { normalizeBundle, setDisplaySink, toMimeBundle, type DisplayMessage, type MimeBundle, type RenderOptions } from "./display";
 import { InterruptRouter } from "./interrupt";
 import { hookRuntimeResolution, hookTypeScriptSys, type TsSysLike } from "./resolve";
-import { packageRoot, packageVersion } from "./spec";
 
 type ZmqMessage = Parameters<tslabJupyter.ZmqServer["handleExecute"]>[1];
 type JupyterHandler = ConstructorParameters<typeof tslabJupyter.ZmqServer>[0];
@@ -55,9 +54,9 @@ const SILENT: Publish = () => {};
 /** Publishes plotly.js once per kernel process, ahead of the first bundle that needs it. */
 function ensurePlotly(bundle: MimeBundle, publish: Publish): void {
   const html = bundle["text/html"];
-  const drawsWithPlotly = PLOTLY_MIME in bundle || (typeof html === "string" && html.includes(`class="${PLOT_CLASS}"`));
+  const drawsWithPlotly = PLOTLY_MIME in bundle || (typeof html === "string" && html.includes(`class="${viz.PLOT_CLASS}"`));
   if (plotlyPublished || publish === SILENT || !drawsWithPlotly) return;
-  publish("display_data", { data: { "text/html": plotlyLibraryHtml(), "text/plain": "" }, metadata: {}, transient: {} });
+  publish("display_data", { data: { "text/html": viz.plotlyLibraryHtml(), "text/plain": "" }, metadata: {}, transient: {} });
   plotlyPublished = true;
 }
 

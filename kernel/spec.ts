@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { deflateSync } from "node:zlib";
+import { packageRoot, packageVersion } from "../sdk/index";
 
 /** The kernel name used when none is given (the folder name under `kernels/`). */
 export const DEFAULT_KERNEL_NAME = "tunelab";
@@ -29,26 +30,6 @@ export interface FoundKernelSpec {
   isTunelab: boolean;
   /** For a tunelab kernel: true when the node binary and the entry point it names both exist. */
   runnable: boolean;
-}
-
-/** The root folder of this tunelab package (holds package.json), found by walking up from this file. */
-export function packageRoot(): string {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const pj = path.join(dir, "package.json");
-    if (fs.existsSync(pj)) {
-      try {
-        if (JSON.parse(fs.readFileSync(pj, "utf8")).name === "tunelab") return dir;
-      } catch {
-        // an unreadable package.json is not ours; keep walking
-      }
-    }
-    if (path.dirname(dir) === dir) throw new Error(`tunelab package.json not found above ${__dirname}`);
-  }
-}
-
-/** The tunelab package version from package.json. */
-export function packageVersion(): string {
-  return JSON.parse(fs.readFileSync(path.join(packageRoot(), "package.json"), "utf8")).version as string;
 }
 
 /** The compiled kernel entry point that kernel.json runs. */

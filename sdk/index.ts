@@ -17,6 +17,7 @@ export { createTinyModel, type TinyModelOptions } from "./io/tiny";
 export { EvalReport } from "./eval/report";
 export { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "./viz/display";
 export type { Device } from "./runtime/device";
+export { packageRoot, packageVersion } from "./util/package";
 
 /** The layers underneath, for code that needs more than the fluent API. */
 export * as data from "./data";

@@ -7,7 +7,7 @@ import { command as model } from "./commands/model";
 import { command as train } from "./commands/train";
 import { command as evaluate } from "./commands/eval";
 import { command as demo } from "./commands/demo";
-import { packageVersion } from "../../kernel/spec";
+import { packageVersion } from "../util/package";
 
 /** Every subcommand, in the order `tunelab --help` lists them. */
 export const commands: CliCommand[] = [demo, train, evaluate, model, doctor, kernel];

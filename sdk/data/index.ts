@@ -18,7 +18,7 @@ export { readCsv, parseCsvRows, type CsvOptions } from "./read/csv";
 export { detectFormat, type Detected } from "./formats/detect";
 export { SHAREGPT_TAGS, OPENAI_TAGS, defaultColumns, type ColumnMap, type RoleTags } from "./formats/columns";
 /** LLaMA-Factory dataset_info.json entries. */
-export { readDatasetInfo, datasetInfoEntry, datasetInfoNames, type DatasetInfoEntry } from "./formats/datasetInfo";
+export { readDatasetInfo, datasetInfoEntry, datasetInfoNames, type DatasetInfoEntry } from "./formats/dataset-info";
 /** The immutable Dataset value type, splitting and label checks. */
 export { Dataset, checkLabels, originId, type RowContent, type SplitOptions, type SplitDatasets } from "./dataset";
 /** Augmentation: EDA edits, synonyms (WordNet or any Lexicon), templates, back-translation. */

@@ -4,7 +4,7 @@ import { basename, dirname, join } from "node:path";
 import { readRecords, type FileType } from "./read";
 import { detectFormat } from "./formats/detect";
 import { makeNormalizer } from "./formats/normalize";
-import { datasetInfoEntry, datasetInfoNames } from "./formats/datasetInfo";
+import { datasetInfoEntry, datasetInfoNames } from "./formats/dataset-info";
 import type { ColumnMap, RoleTags } from "./formats/columns";
 import { Dataset } from "./dataset";
 import { DataError, DataReport, type DataIssue, type OnInvalid } from "./report";

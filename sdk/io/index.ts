@@ -5,6 +5,6 @@ export * from "./config";
 export * from "./tokenizer";
 export * from "./peft";
 export * from "./tiny";
-export { byteTokenizer, bytesToUnicode, deepseekR1Template, packagedTokenizer, tinyTokenizer } from "./tiny_tokenizers";
-export type { TinyTokenizerKind, TokenizerFiles } from "./tiny_tokenizers";
+export { byteTokenizer, bytesToUnicode, deepseekR1Template, packagedTokenizer, tinyTokenizer } from "./tiny-tokenizers";
+export type { TinyTokenizerKind, TokenizerFiles } from "./tiny-tokenizers";
 export { writeFileAtomic, writeFileAtomicWith, writeJsonAtomic } from "./atomic";

@@ -9,7 +9,7 @@ import { Rng } from "../util/random";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic";
 import { expectedWeights, parseModelConfig, type ModelConfig, type RopeScaling } from "./config";
 import { writeModelWeights, type Dtype, type TensorInput } from "./safetensors";
-import { tinyTokenizer, type TinyTokenizerKind } from "./tiny_tokenizers";
+import { tinyTokenizer, type TinyTokenizerKind } from "./tiny-tokenizers";
 
 /** Options of createTinyModel (HF config names in camelCase). */
 export interface TinyModelOptions {

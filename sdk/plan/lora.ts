@@ -4,7 +4,7 @@ import { recipeToYaml, resolveRecipe, type Recipe, type RecipeInput } from "../t
 import type { TrainerCallbacks } from "../train/callbacks";
 import { htmlEscape, JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { openLiveView } from "../viz/live";
-import { TrainingView, type TrainingViewState } from "../viz/training";
+import { TrainingView, type TrainingViewState } from "../train/log/training-view";
 import type { DataPlan } from "./data";
 import { Model } from "./model";
 import { TrainedRun } from "./run";

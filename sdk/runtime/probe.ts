@@ -1,7 +1,7 @@
 /** Checks a provider for real: builds a tiny graph, runs it there and compares with the CPU's answer. */
 import { Builder } from "../graph/ops";
 import { toOnnx } from "../graph/onnx";
-import { Provider } from "./device";
+import { Device, Provider } from "./device";
 import { HostTensor, Session } from "./session";
 
 /** The outcome of running the probe graph on one provider. */
@@ -47,4 +47,13 @@ export async function probeProvider(provider: Provider): Promise<ProbeResult> {
     const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
     return { ok: false, detail: msg, ms: Date.now() - start };
   }
+}
+
+const cudaProbe: { ok?: boolean } = {};
+
+/** Resolves "auto" to a provider: CUDA when a CUDA session can be made, else the CPU. */
+export async function resolveDevice(device: Device): Promise<Provider> {
+  if (device !== "auto") return device;
+  cudaProbe.ok ??= (await probeProvider("cuda")).ok;
+  return cudaProbe.ok ? "cuda" : "cpu";
 }

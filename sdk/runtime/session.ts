@@ -1,7 +1,7 @@
 /** onnxruntime-node sessions: one place that creates them, feeds them and reads their outputs. */
 import * as ort from "onnxruntime-node";
 import type { DType, TensorArray } from "../graph/ir";
-import { Device, executionProviders, installHint, Provider } from "./device";
+import { executionProviders, installHint, Provider } from "./device";
 
 /** A host tensor crossing into or out of the runtime. */
 export interface HostTensor {
@@ -35,7 +35,8 @@ export function fromOrt(t: ort.Tensor): HostTensor {
 
 /** Options for `createSession`. */
 export interface SessionOptions {
-  device?: Device;
+  /** A concrete provider; "auto" is resolved by `sessionForGraph` (runtime/graph-session.ts). */
+  device?: Provider;
   /** Threads for one op (default: onnxruntime's choice, all cores). */
   threads?: number;
   /** Turn off graph optimisation (for debugging numerics). */
@@ -52,7 +53,7 @@ export class Session {
 
   /** Creates a session for an ONNX model (bytes or a path whose external data sits beside it). */
   static async create(model: Uint8Array | string, options: SessionOptions = {}): Promise<Session> {
-    const provider = await resolveDevice(options.device ?? "cpu");
+    const provider = options.device ?? "cpu";
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders(provider),
       graphOptimizationLevel: options.optimize === false ? "disabled" : "all",
@@ -91,18 +92,6 @@ export class Session {
   async release(): Promise<void> {
     await this.inner.release();
   }
-}
-
-const cudaProbe: { ok?: boolean } = {};
-
-/** Resolves "auto" to a provider: CUDA when a CUDA session can be made, else the CPU. */
-export async function resolveDevice(device: Device): Promise<Provider> {
-  if (device !== "auto") return device;
-  if (cudaProbe.ok === undefined) {
-    const { probeProvider } = await import("./probe");
-    cudaProbe.ok = (await probeProvider("cuda")).ok;
-  }
-  return cudaProbe.ok ? "cuda" : "cpu";
 }
 
 function providerError(provider: Provider, err: unknown): Error {

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { writeJsonAtomic } from "../io/atomic";
+import { packageVersion } from "../util/package";
 import type { Recipe } from "./recipe";
 
 /** What `run.json` holds. */
@@ -20,9 +21,8 @@ export interface RunManifest {
 
 /** Version of this package and of onnxruntime-node. */
 export function versions(): RunManifest["versions"] {
-  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, "../../../package.json"), "utf8")) as { version: string };
   const ort = JSON.parse(fs.readFileSync(require.resolve("onnxruntime-node/package.json"), "utf8")) as { version: string };
-  return { tunelab: pkg.version, onnxruntime: ort.version, node: process.versions.node };
+  return { tunelab: packageVersion(), onnxruntime: ort.version, node: process.versions.node };
 }
 
 /** sha256 of each existing data file named by the recipe. */

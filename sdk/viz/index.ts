@@ -1,6 +1,7 @@
 /** Visualisation: the display protocol, Plotly figure builders and tables, all as MIME bundles (no I/O). */
 export {
   JUPYTER_DISPLAY,
+  PLOT_CLASS,
   describeFigure,
   displayFigure,
   htmlEscape,

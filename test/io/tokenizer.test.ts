@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Tokenizer, type ChatMessage } from "../../sdk/io/tokenizer";
 import { createTinyModel } from "../../sdk/io/tiny";
-import { byteTokenizer } from "../../sdk/io/tiny_tokenizers";
+import { byteTokenizer } from "../../sdk/io/tiny-tokenizers";
 import { readModelConfig } from "../../sdk/io/config";
 import { Rng } from "../../sdk/util/random";
 import { tempDir } from "./tmp";

@@ -15,7 +15,7 @@ import { Rng } from "../../sdk/util/random";
 import { applyRepetitionPenalty, applyTopK, applyTopP, Generator, LoraState, selectToken } from "../../sdk/models/generate";
 import { chat, promptOpensThinking, ReplyPart, ReplyStream, splitReasoning } from "../../sdk/models/chat";
 import { Tokenizer } from "../../sdk/io/tokenizer";
-import { tinyTokenizer } from "../../sdk/io/tiny_tokenizers";
+import { tinyTokenizer } from "../../sdk/io/tiny-tokenizers";
 
 const root = mkdtempSync(path.join(tmpdir(), "tunelab-generate-"));
 after(() => rmSync(root, { recursive: true, force: true }));

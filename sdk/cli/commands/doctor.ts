@@ -9,7 +9,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { CliCommand } from "../command";
 import { parseFlags } from "../command";
-import { defaultDataDirs, findKernelSpecs, packageRoot } from "../../../kernel/spec";
+import { defaultDataDirs, findKernelSpecs } from "../../../kernel/index";
+import { packageRoot } from "../../util/package";
 import type { probeProvider } from "../../runtime/probe";
 
 /** What probeProvider() resolves to (it runs in a child process, so only its type is imported here). */

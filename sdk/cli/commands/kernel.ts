@@ -1,7 +1,7 @@
 /** `tunelab kernel install|uninstall|list`: the kernelspec that makes Jupyter offer "TypeScript (tunelab)". */
 import type { CliCommand } from "../command";
 import { parseFlags } from "../command";
-import { DEFAULT_KERNEL_NAME, defaultDataDirs, findKernelSpecs, installKernelSpec, uninstallKernelSpec } from "../../../kernel/spec";
+import { DEFAULT_KERNEL_NAME, defaultDataDirs, findKernelSpecs, installKernelSpec, uninstallKernelSpec } from "../../../kernel/index";
 
 const USAGE = `usage: tunelab kernel install [--user] [--prefix DIR] [--name ${DEFAULT_KERNEL_NAME}]
        tunelab kernel uninstall [--user] [--prefix DIR] [--name ${DEFAULT_KERNEL_NAME}]

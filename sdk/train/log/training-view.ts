@@ -1,8 +1,8 @@
 /** The live view of a training run: progress, loss curve, latest evaluation and diagnostics in one bundle. */
-import { htmlEscape, JUPYTER_DISPLAY, plotlyHtml, type Displayable, type DisplayOptions, type MimeBundle } from "./display";
-import { lossCurve, type LossPoint, type LrPoint } from "./figures";
-import { htmlTable } from "./table";
-import { formatDuration, renderProgress } from "../train/log/progress";
+import { htmlEscape, JUPYTER_DISPLAY, plotlyHtml, type Displayable, type DisplayOptions, type MimeBundle } from "../../viz/display";
+import { lossCurve, type LossPoint, type LrPoint } from "../../viz/figures";
+import { htmlTable } from "../../viz/table";
+import { formatDuration, renderProgress } from "./progress";
 
 /** Everything the view shows; the trainer's callbacks fill it in. */
 export interface TrainingViewState {
