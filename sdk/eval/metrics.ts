@@ -261,7 +261,7 @@ export function argmaxRows(values: ArrayLike<number>, width: number): Int32Array
     let bestValue = values[r * width];
     for (let j = 1; j < width; j++) {
       const v = values[r * width + j];
-      if (v > bestValue) (best = j), (bestValue = v);
+      if (v > bestValue) [best, bestValue] = [j, v];
     }
     out[r] = best;
   }

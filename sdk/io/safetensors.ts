@@ -267,7 +267,7 @@ export class SafetensorsFile implements TensorSource {
     try {
       fd = fs.openSync(file, "r");
     } catch (err) {
-      throw new Error(`${file}: cannot open safetensors file: ${(err as Error).message}`);
+      throw new Error(`${file}: cannot open safetensors file: ${(err as Error).message}`, { cause: err });
     }
     try {
       const fileSize = fs.fstatSync(fd).size;
@@ -303,7 +303,7 @@ export class SafetensorsFile implements TensorSource {
       try {
         json = JSON.parse(text);
       } catch (err) {
-        throw new Error(`${file}: header is not valid JSON: ${(err as Error).message}`);
+        throw new Error(`${file}: header is not valid JSON: ${(err as Error).message}`, { cause: err });
       }
       const parsed = parseHeader(json, file, 8 + n, fileSize - 8 - n);
       return new SafetensorsFile(file, fd, fileSize, parsed);
@@ -378,7 +378,7 @@ export class ShardedSafetensors implements TensorSource {
     try {
       json = JSON.parse(fs.readFileSync(indexPath, "utf8"));
     } catch (err) {
-      throw new Error(`${indexPath}: cannot read sharded checkpoint index: ${(err as Error).message}`);
+      throw new Error(`${indexPath}: cannot read sharded checkpoint index: ${(err as Error).message}`, { cause: err });
     }
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
       throw new Error(`${indexPath}: index must be a JSON object with "weight_map"`);

@@ -130,7 +130,7 @@ export class Tokenizer {
     try {
       this.hf = new HfTokenizer(tokenizerJson, config);
     } catch (err) {
-      throw new Error(`${sources.tokenizerJson}: cannot build the tokenizer: ${(err as Error).message}`);
+      throw new Error(`${sources.tokenizerJson}: cannot build the tokenizer: ${(err as Error).message}`, { cause: err });
     }
     this.vocabSize = vocabSizeOf(tokenizerJson);
 
@@ -265,7 +265,7 @@ export class Tokenizer {
       try {
         template = new Template(source);
       } catch (err) {
-        throw new Error(`${this.sources.tokenizerConfig}: chat template "${name}" does not parse: ${(err as Error).message}`);
+        throw new Error(`${this.sources.tokenizerConfig}: chat template "${name}" does not parse: ${(err as Error).message}`, { cause: err });
       }
       this.compiled.set(cacheKey, template);
     }
@@ -281,7 +281,7 @@ export class Tokenizer {
     try {
       return template.render(context);
     } catch (err) {
-      throw new Error(`${this.sources.tokenizerConfig}: chat template "${name}" failed: ${(err as Error).message}`);
+      throw new Error(`${this.sources.tokenizerConfig}: chat template "${name}" failed: ${(err as Error).message}`, { cause: err });
     }
   }
 

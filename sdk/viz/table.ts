@@ -118,7 +118,7 @@ function loadDanfo(): typeof DanfoModule {
     try {
       danfo = require("danfojs-node") as typeof DanfoModule;
     } catch (err) {
-      throw new Error(`dataPreview: cannot load danfojs-node (${(err as Error).message}); run \`npm install\` in the tunelab package`);
+      throw new Error(`dataPreview: cannot load danfojs-node (${(err as Error).message}); run \`npm install\` in the tunelab package`, { cause: err });
     }
   }
   return danfo;
@@ -173,7 +173,12 @@ export function dataPreview(rows: readonly Readonly<Record<string, unknown>>[], 
   // (it silently builds ragged rows otherwise).
   const columns: string[] = [];
   const seen = new Set<string>();
-  for (const r of rows) for (const k of Object.keys(r)) if (!seen.has(k)) (seen.add(k), columns.push(k));
+  for (const r of rows) {
+    for (const k of Object.keys(r)) {
+      if (!seen.has(k)) columns.push(k);
+      seen.add(k);
+    }
+  }
   const total = opts.totalRows ?? rows.length;
   const shape = `${total.toLocaleString("en-US")} rows × ${columns.length} columns`;
   const title = opts.title ? `${opts.title}: ${shape}` : shape;

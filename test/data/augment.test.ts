@@ -154,11 +154,18 @@ test("chat rows: only user messages are rewritten", async () => {
   assert.notEqual(made.messages[1].content, orig.messages[1].content);
 });
 
+/** The part of an OpenAI chat request that the test server reads. */
+interface ChatRequest {
+  model: string;
+  temperature: number;
+  messages: { content: string }[];
+}
+
 /** A tiny OpenAI-compatible server: translates with a word table in each direction. */
-async function startTranslationServer(): Promise<{ url: string; requests: { auth?: string; body: any }[]; close(): Promise<void>; fail: { on: boolean } }> {
+async function startTranslationServer(): Promise<{ url: string; requests: { auth?: string; body: ChatRequest }[]; close(): Promise<void>; fail: { on: boolean } }> {
   const toZh: Record<string, string> = { my: "我的", package: "包裹", never: "从未", arrived: "到达", bill: "账单", is: "是", wrong: "错误" };
   const toEn: Record<string, string> = { 我的: "my", 包裹: "parcel", 从未: "never", 到达: "came", 账单: "invoice", 是: "is", 错误: "incorrect" };
-  const requests: { auth?: string; body: any }[] = [];
+  const requests: { auth?: string; body: ChatRequest }[] = [];
   const fail = { on: false };
   const read = (req: IncomingMessage) =>
     new Promise<string>((resolve) => {
@@ -167,7 +174,7 @@ async function startTranslationServer(): Promise<{ url: string; requests: { auth
       req.on("end", () => resolve(s));
     });
   const server = createServer(async (req, res) => {
-    const body = JSON.parse(await read(req));
+    const body = JSON.parse(await read(req)) as ChatRequest;
     requests.push({ auth: req.headers.authorization, body });
     if (fail.on) {
       res.writeHead(500, { "content-type": "application/json" });

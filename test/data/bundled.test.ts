@@ -30,7 +30,7 @@ function naiveBayes(train: Dataset<Row>, test: Dataset<Row>): number {
     for (const l of labels) {
       let s = 0;
       for (const w of words(r.text)) s += Math.log(((counts.get(l)!.get(w) ?? 0) + 1) / (totals.get(l)! + vocab.size));
-      if (s > bestScore) (bestScore = s), (best = l);
+      if (s > bestScore) [bestScore, best] = [s, l];
     }
     if (best === r.label) right++;
   }

@@ -31,20 +31,28 @@ function load(dir: string): Tokenizer {
  * (independently of the library): TemplateProcessing's `single` list, nothing for ByteLevel, the
  * concatenation for Sequence.
  */
+/** The fields of tokenizer.json's post_processor that the test reads. */
+interface PostProcessor {
+  type: string;
+  processors?: PostProcessor[];
+  single?: { Sequence?: unknown; SpecialToken?: { id: string } }[];
+  special_tokens?: Record<string, { ids: number[] }>;
+}
+
 function postProcessorSpecials(dir: string): { before: number[]; after: number[] } {
   const json = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer.json"), "utf8"));
-  const walk = (pp: any): { before: number[]; after: number[] } => {
+  const walk = (pp: PostProcessor | null): { before: number[]; after: number[] } => {
     if (pp === null || pp.type === "ByteLevel") return { before: [], after: [] };
     if (pp.type === "Sequence") {
-      const parts = pp.processors.map(walk);
-      return { before: parts.flatMap((p: any) => p.before), after: parts.flatMap((p: any) => p.after) };
+      const parts = (pp.processors ?? []).map(walk);
+      return { before: parts.flatMap((p) => p.before), after: parts.flatMap((p) => p.after) };
     }
     if (pp.type === "TemplateProcessing") {
       const out = { before: [] as number[], after: [] as number[] };
       let seen = false;
-      for (const item of pp.single) {
+      for (const item of pp.single ?? []) {
         if (item.Sequence) seen = true;
-        else (seen ? out.after : out.before).push(...pp.special_tokens[item.SpecialToken.id].ids);
+        else if (item.SpecialToken) (seen ? out.after : out.before).push(...pp.special_tokens![item.SpecialToken.id].ids);
       }
       return out;
     }

@@ -20,7 +20,7 @@ test("ETA uses this run's own rate (after a resume too)", () => {
 test("one line with percent, bar, steps, elapsed<eta, tokens/s and loss, fitting the width", () => {
   const line = renderProgress({ step: 1850, maxSteps: 5000, elapsedSec: 133, tokensPerSec: 1234.4, loss: 2.15, epoch: 1, numEpochs: 10 });
   assert.equal(line.length, 80);
-  assert.match(line, /^epoch 1\/10  37%\|█+[▏▎▍▌▋▊▉]? *\| 1850\/5000 \[02:13<03:46, 1234 tok\/s, loss 2\.1500\]$/);
+  assert.match(line, /^epoch 1\/10 {2}37%\|█+[▏▎▍▌▋▊▉]? *\| 1850\/5000 \[02:13<03:46, 1234 tok\/s, loss 2\.1500\]$/);
   // bar fill is proportional: 37% of the bar's cells are full
   const bar = line.slice(line.indexOf("|") + 1, line.lastIndexOf("|"));
   assert.equal([...bar].filter((c) => c === "█").length, Math.floor(0.37 * bar.length));

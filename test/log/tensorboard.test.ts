@@ -53,8 +53,11 @@ function fields(buf: Buffer): Field[] {
     const no = key >> 3;
     const wire = key & 7;
     if (wire === 0) out.push({ no, wire, value: varint() });
-    else if (wire === 1) (out.push({ no, wire, value: buf.subarray(off, off + 8) }), (off += 8));
-    else if (wire === 5) (out.push({ no, wire, value: buf.subarray(off, off + 4) }), (off += 4));
+    else if (wire === 1 || wire === 5) {
+      const size = wire === 1 ? 8 : 4;
+      out.push({ no, wire, value: buf.subarray(off, off + size) });
+      off += size;
+    }
     else if (wire === 2) {
       const len = Number(varint());
       out.push({ no, wire, value: buf.subarray(off, off + len) });

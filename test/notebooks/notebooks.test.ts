@@ -11,6 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { chromium } from "playwright-core";
 import { installKernelWithCli } from "../kernel/jupyter";
+import type { DomElement } from "../util/dom";
 import {
   cellWhere,
   codeCells,
@@ -32,7 +33,7 @@ const CHROMIUM = "/usr/bin/chromium";
 const skip = nbconvertMissing();
 
 // DOM globals, used only inside page.evaluate callbacks (which run in the browser).
-declare const document: any;
+declare const document: DomElement;
 
 let tmp = "";
 let env: NodeJS.ProcessEnv = {};
@@ -195,10 +196,10 @@ test("the executed quickstart, as nbconvert HTML in Chromium with no network, dr
     const plots = await page.evaluate(() => document.querySelectorAll("div.tunelab-plot").length);
     assert.ok(plots >= 4, `label chart, live view, loss curve and confusion heatmap: ${plots} plot divs`);
     await page
-      .waitForFunction(() => [...document.querySelectorAll("div.tunelab-plot")].every((d: any) => d.querySelector("svg.main-svg")), undefined, { timeout: 30_000 })
+      .waitForFunction(() => [...document.querySelectorAll("div.tunelab-plot")].every((d) => d.querySelector("svg.main-svg")), undefined, { timeout: 30_000 })
       .catch(() => undefined);
     const state = await page.evaluate(() =>
-      [...document.querySelectorAll("div.tunelab-plot")].map((d: any) => ({ drawn: !!d.querySelector("svg.main-svg"), text: d.textContent.slice(0, 80) })),
+      [...document.querySelectorAll("div.tunelab-plot")].map((d) => ({ drawn: !!d.querySelector("svg.main-svg"), text: d.textContent.slice(0, 80) })),
     );
     const shot = process.env.TUNELAB_NOTEBOOK_SCREENSHOT;
     if (shot) await page.screenshot({ path: shot, fullPage: true });

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as path from "node:path";
 
 const root = path.resolve(__dirname, "../../..");
@@ -29,7 +30,7 @@ test("no import breaks a dependency rule (layers downward, kernel through the pu
 });
 
 test("every sdk folder is a layer the rules know", () => {
-  const config = require(path.join(root, ".dependency-cruiser.cjs")) as { forbidden: { name: string }[] };
+  const config = createRequire(__filename)(path.join(root, ".dependency-cruiser.cjs")) as { forbidden: { name: string }[] };
   const ruled = new Set(config.forbidden.map((r) => r.name.replace(/-imports-downward$/, "")));
   const folders = fs.readdirSync(path.join(root, "sdk"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
   assert.deepEqual(folders.filter((f) => !ruled.has(f)), []);

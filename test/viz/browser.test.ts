@@ -8,13 +8,14 @@ import { existsSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { JUPYTER_DISPLAY, dataPreview, displayFigure, histogram, htmlTable, lossCurve, plotlyBundle } from "../../sdk/viz";
 import { EvalReport } from "../../sdk/eval";
+import type { DomElement } from "../util/dom";
 
 const CHROMIUM = "/usr/bin/chromium";
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed, so the real-browser display test cannot run`;
 
 // DOM globals, used only inside page.evaluate callbacks (which run in the browser).
-declare const document: any;
-declare const window: any;
+declare const document: DomElement;
+declare const window: { __pwned?: number };
 
 // One browser for the file: starting Chromium and running plotly.js take seconds on 2 cores.
 let browser: Browser | undefined;
@@ -63,7 +64,7 @@ test("bundles render in Chromium: a loss curve with inline plotly, then lean fig
       lines: document.querySelectorAll("#a .scatterlayer .trace path.js-line").length,
       markers: document.querySelectorAll("#a .scatterlayer .trace .points path").length,
       y2: document.querySelectorAll("#a g.y2tick").length,
-      legend: [...document.querySelectorAll("#a .legendtext")].map((e: any) => e.textContent),
+      legend: [...document.querySelectorAll("#a .legendtext")].map((e) => e.textContent),
     }));
     assert.equal(a.traces, 3, "train, val and lr traces");
     assert.equal(a.lines, 3, "one line path per trace");
@@ -74,7 +75,7 @@ test("bundles render in Chromium: a loss curve with inline plotly, then lean fig
     assert.equal(bars, 4, "histogram has one bar per bin");
     const c = await page.evaluate(() => ({
       heatmaps: document.querySelectorAll("#c .heatmaplayer .hm").length,
-      cellTexts: [...document.querySelectorAll("#c .heatmaplayer text")].map((e: any) => e.textContent),
+      cellTexts: [...document.querySelectorAll("#c .heatmaplayer text")].map((e) => e.textContent),
       tables: document.querySelectorAll("#c table.tunelab-table").length,
     }));
     assert.equal(c.heatmaps, 1);

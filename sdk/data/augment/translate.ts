@@ -68,7 +68,7 @@ export function openAITranslator(options: OpenAITranslatorOptions): Translator {
           signal: AbortSignal.timeout(options.timeoutMs ?? 60000),
         });
       } catch (e) {
-        throw new Error(`openAITranslator: request to ${url} failed: ${(e as Error).message}`);
+        throw new Error(`openAITranslator: request to ${url} failed: ${(e as Error).message}`, { cause: e });
       }
       const body = await res.text();
       if (!res.ok) throw new Error(`openAITranslator: ${url} answered HTTP ${res.status}: ${body.slice(0, 300)}`);

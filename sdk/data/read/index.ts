@@ -35,7 +35,7 @@ export function fileTypeOf(path: string): FileType {
 /** Reads `path` (type from its extension unless given) into records; `source` is the name used in messages. */
 export async function readRecords(path: string, options: { fileType?: FileType; source?: string } = {}): Promise<ReadResult> {
   const source = options.source ?? path;
-  let isFile = false;
+  let isFile: boolean;
   try {
     isFile = statSync(path).isFile();
   } catch {
@@ -59,7 +59,7 @@ export async function readRecords(path: string, options: { fileType?: FileType; 
     case "tsv":
       return readCsv(text, source, { delimiter: "\t" });
     case "txt":
-      return readTxt(text, source);
+      return readTxt(text);
   }
 }
 
@@ -74,7 +74,7 @@ function looksLikeJsonl(text: string): boolean {
   }
 }
 
-function readTxt(text: string, source: string): ReadResult {
+function readTxt(text: string): ReadResult {
   const records = text
     .replace(/^\uFEFF/, "")
     .split("\n")

@@ -11,7 +11,7 @@ export async function readParquet(path: string, source: string): Promise<ReadRes
   try {
     rows = await parquetReadObjects({ file });
   } catch (e) {
-    throw new Error(`${source}: not a readable Parquet file: ${(e as Error).message}`);
+    throw new Error(`${source}: not a readable Parquet file: ${(e as Error).message}`, { cause: e });
   }
   return { records: rows.map((r, k) => ({ value: plain(r), line: k + 1 })), issues: [] };
 }

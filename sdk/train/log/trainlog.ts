@@ -195,7 +195,7 @@ export function readMetricsJsonl(path: string): MetricsEvent[] {
     } catch (err) {
       // A crash mid-write can leave the last line unfinished (no newline yet): not an error.
       if (i === lines.length - 1) break;
-      throw new Error(`${path}:${i + 1}: not valid JSON (${(err as Error).message})`);
+      throw new Error(`${path}:${i + 1}: not valid JSON (${(err as Error).message})`, { cause: err });
     }
   }
   return out;
