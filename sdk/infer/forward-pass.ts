@@ -52,7 +52,10 @@ export class ForwardPass {
 
   /** Creates the session now (so that the model's host copy of the weights can be dropped afterwards). */
   async prepare(): Promise<void> {
-    this.session ??= sessionForGraph(compileEval(this.forward, this.trainable), this.options);
+    if (!this.session) {
+      this.session = sessionForGraph(compileEval(this.forward, this.trainable), this.options);
+      this.session.catch(() => (this.session = undefined)); // a failed start is retried by the next call
+    }
     await this.session;
   }
 
