@@ -22,6 +22,7 @@ export { packageRoot, packageVersion } from "./util/package";
 /** The layers underneath, for code that needs more than the fluent API. */
 export * as data from "./data";
 export * as io from "./io";
+export * as lora from "./models/lora";
 export * as evaluation from "./eval";
 export * as viz from "./viz";
 export * as graph from "./graph";

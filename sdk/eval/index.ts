@@ -1,4 +1,4 @@
-/** Evaluation: classification and language-model metrics, and the displayable EvalReport. */
+/** Evaluation: the one entry point (evaluateModel), classification and language-model metrics, and the displayable EvalReport. */
 export {
   accuracy,
   argmaxRows,
@@ -23,5 +23,7 @@ export type {
   TokenAccuracyOptions,
   TokenIds,
 } from "./metrics";
+export { evaluateExamples, evaluateModel, textExamples } from "./evaluate";
+export type { EvalTarget, Evaluation } from "./evaluate";
 export { EvalReport } from "./report";
 export type { ClassificationReportOptions, EvalReportInit, EvalReportJson } from "./report";

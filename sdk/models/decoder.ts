@@ -10,7 +10,8 @@
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { LinearModule, linearModulePath, ModelConfig } from "../io/config";
-import { DropoutContext, LoraModule, loraDelta, loraNames } from "./lora";
+import { DropoutContext, loraDelta } from "./lora/delta";
+import { LoraModule, loraNames } from "./lora/modules";
 import { applyRotary, rotaryTables } from "./rope";
 import { ComputeDtype, WeightSource } from "./weights";
 

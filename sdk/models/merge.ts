@@ -5,10 +5,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { SavedParam } from "../io/peft";
 import { openWeights, SHARD_INDEX_NAME, Tensor, TensorInput, toFloat32, toFloat64, writeModelWeights } from "../io/safetensors";
-import { LoraSource, resolveLora } from "./generate";
-import { loraNames } from "./lora";
+import { LoraSource, loraNames, mergeLoraInto, resolveLora, type SavedParam } from "./lora";
 import type { BaseModel } from "./model";
 
 /** Options of writeMergedModel. */
@@ -33,22 +31,6 @@ export interface MergeResult {
 /** Files of a model folder that are weights (rewritten, never copied). */
 function isWeightFile(name: string): boolean {
   return /\.(safetensors|bin|pt|pth|ckpt|h5|msgpack|gguf)$/.test(name) || name === SHARD_INDEX_NAME || name === "pytorch_model.bin.index.json";
-}
-
-/** W [out, in] + scaling * B [out, r] @ A [r, in], accumulated in float64. */
-function mergeInto(w: Float32Array | Float64Array, a: Float32Array, b: Float32Array, rank: number, inF: number, outF: number, scaling: number): void {
-  const row = new Float64Array(inF);
-  for (let o = 0; o < outF; o++) {
-    row.fill(0);
-    for (let r = 0; r < rank; r++) {
-      const coef = b[o * rank + r];
-      if (coef === 0) continue;
-      const base = r * inF;
-      for (let i = 0; i < inF; i++) row[i] += coef * a[base + i];
-    }
-    const base = o * inF;
-    for (let i = 0; i < inF; i++) w[base + i] += scaling * row[i];
-  }
 }
 
 /**
@@ -86,7 +68,7 @@ export function writeMergedModel(base: BaseModel, lora: LoraSource, outDir: stri
       // Sum in float32 (float64 for F64) and round once to the stored dtype; the writer converts F16/BF16.
       const w = t.dtype === "F64" ? toFloat64(t) : Float32Array.from(toFloat32(t));
       const n = loraNames(m.path);
-      mergeInto(w, state.tensors.get(n.A)!, state.tensors.get(n.B)!, m.rank, m.inFeatures, m.outFeatures, m.scaling);
+      mergeLoraInto(w, state.tensors.get(n.A)!, state.tensors.get(n.B)!, m.rank, m.inFeatures, m.outFeatures, m.scaling);
       tensors[name] = { dtype: t.dtype, shape: t.shape, data: w };
       merged.push(name);
     }

@@ -2,9 +2,9 @@
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { ModelConfig } from "../io/config";
-import { ForwardBuilder, ForwardOutputs } from "../train/step";
+import { ForwardBuilder, ForwardOutputs } from "./forward";
 import { buildDecoder, declareDecoderInputs, LoraInGraph, lmHead } from "./decoder";
-import { LoraModule } from "./lora";
+import type { LoraModule } from "./lora/modules";
 import { TrainableWeights, WeightSource } from "./weights";
 
 /**

@@ -6,13 +6,11 @@ import { EvalReport } from "../eval/report";
 import type { ModelConfig } from "../io/config";
 import { createTinyModel, type TinyModelOptions } from "../io/tiny";
 import type { Tokenizer } from "../io/tokenizer";
-import { chat, type ChatOptions, type ChatResult } from "../models/chat";
-import { Generator, type GenerateOptions, type GenerationResult } from "../models/generate";
+import { evaluateModel, textExamples } from "../eval/evaluate";
+import { chat, type ChatOptions, type ChatResult } from "../infer/chat";
+import { Generator, type GenerateOptions, type GenerationResult } from "../infer/generate";
 import { openModel, type BaseModel } from "../models/model";
 import type { Device } from "../runtime/device";
-import { evaluateExamples, textExamples } from "../train/evaluate";
-import { StepEngine } from "../train/engine";
-import { causalLMForward } from "../models/tasks";
 import type { ChatMessage } from "../io/tokenizer";
 import { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { htmlTable, textTable } from "../viz/table";
@@ -91,19 +89,8 @@ export class Model implements Displayable {
     const examples = textExamples(ds.rows, this.tokenizer).map((e) =>
       options.cutoffLen ? { ...e, inputIds: e.inputIds.slice(0, options.cutoffLen), labels: e.labels!.slice(0, options.cutoffLen) } : e,
     );
-    const engine = StepEngine.create({
-      forward: causalLMForward({ config: this.config, weights: this.base.weights, lora: [], loraDropout: 0 }),
-      trainable: [],
-      optimizer: { name: "sgd" },
-      maxGradNorm: 0,
-      device: this.device,
-    });
-    try {
-      const e = await evaluateExamples((f) => engine.evaluate(f), examples, options.batchSize ?? 8, this.tokenizer.padTokenId);
-      return new EvalReport({ title: "Base model", numExamples: examples.length, metrics: pick(e.metrics, options.metrics) });
-    } finally {
-      await engine.release();
-    }
+    const e = await evaluateModel({ model: this.base, stage: "pt", device: this.device }, examples, options.batchSize ?? 8);
+    return new EvalReport({ title: "Base model", numExamples: examples.length, metrics: pick(e.metrics, options.metrics) });
   }
 
   [JUPYTER_DISPLAY](): MimeBundle {

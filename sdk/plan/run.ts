@@ -1,10 +1,10 @@
 /** The value fit() resolves to: the trained adapter, its history, evaluation, chat and export. */
+import { evaluateModel } from "../eval/evaluate";
 import { EvalReport } from "../eval/report";
-import { chat, type ChatOptions, type ChatResult } from "../models/chat";
-import { Generator } from "../models/generate";
+import { chat, type ChatOptions, type ChatResult } from "../infer/chat";
+import { Generator } from "../infer/generate";
 import { writeMergedModel, type MergeResult } from "../models/merge";
 import type { ChatMessage } from "../io/tokenizer";
-import { evaluateAdapter } from "../train/evaluate";
 import type { TrainResult } from "../train/trainer";
 import { displayFigure, JUPYTER_DISPLAY, plotlyHtml, type Displayable, type DisplayOptions, type MimeBundle, type PlotlyFigure } from "../viz/display";
 import { lossCurve } from "../viz/figures";
@@ -69,8 +69,8 @@ export class TrainedRun implements Displayable {
     const split = options.split ?? "val";
     const examples = this.result.data[split];
     if (examples.length === 0) throw new Error(`evaluate: the ${split} split is empty; split the data with .split({ ${split}: 0.1 })`);
-    const e = await evaluateAdapter(
-      { model: this.trainedBase(), stage: this.result.recipe.stage, modules: this.result.modules, adapter: this.result.adapter, device: this.result.recipe.device },
+    const e = await evaluateModel(
+      { model: this.trainedBase(), stage: this.result.recipe.stage, adapter: this.result.adapter, device: this.result.recipe.device },
       examples,
       options.batchSize ?? this.result.recipe.per_device_eval_batch_size,
     );
@@ -90,12 +90,7 @@ export class TrainedRun implements Displayable {
 
   /** Generator with the trained adapter applied (created on first use). */
   generator(): Generator {
-    const tensors = new Map<string, Float32Array>();
-    for (const [path, w] of Object.entries(this.result.adapter.lora)) {
-      tensors.set(`${path}.lora_A`, w.A);
-      tensors.set(`${path}.lora_B`, w.B);
-    }
-    const lora = this.result.modelDir ? null : { modules: [...this.result.modules], tensors };
+    const lora = this.result.modelDir ? null : this.result.adapter;
     return (this.generatorCache ??= new Generator(this.trainedBase(), { lora, device: this.model.device }));
   }
 

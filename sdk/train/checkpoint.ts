@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { writeJsonAtomic } from "../io/atomic";
-import { Adapter, saveAdapter } from "../io/peft";
+import { Adapter, saveAdapter } from "../models/lora";
 import { SafetensorsFile, writeSafetensors } from "../io/safetensors";
 import { EngineState } from "./engine";
 

@@ -6,11 +6,12 @@ import { Graph } from "../graph/ir";
 import { Device } from "../runtime/device";
 import { sessionForGraph } from "../runtime/graph-session";
 import { HostTensor, Session } from "../runtime/session";
+import type { Feeds } from "../infer/forward-pass";
+import type { ForwardBuilder, InitializedTrainable } from "../models/forward";
 import { OptimizerOptions, stateSlots } from "./optimizers";
-import { compileApplyStep, compileEval, compileGradStep, compileTrainStep, ForwardBuilder, names, TrainableSpec, UpdateOptions } from "./step";
+import { compileApplyStep, compileGradStep, compileTrainStep, names, UpdateOptions } from "./step";
 
-/** A batch: host tensors named as the forward builder declared its inputs. */
-export type Feeds = Record<string, HostTensor>;
+export type { Feeds };
 
 /** Figures of one optimizer step. */
 export interface StepResult {
@@ -36,10 +37,8 @@ export interface EngineState {
 /** Options for `StepEngine.create`. */
 export interface EngineOptions extends UpdateOptions {
   forward: ForwardBuilder;
-  trainable: readonly (TrainableSpec & { init: Float32Array })[];
+  trainable: readonly InitializedTrainable[];
   device?: Device;
-  /** The forward of the eval graph, when it differs from training's (e.g. without dropout); default `forward`. */
-  evalForward?: ForwardBuilder;
   /** Graphs whose weights exceed this many bytes go to onnxruntime as a model file plus external data (default 1 GiB). */
   externalDataBytes?: number;
 }
@@ -49,7 +48,6 @@ export class StepEngine {
   private fused?: Session;
   private gradOnly?: Session;
   private apply?: Session;
-  private evalSession?: Session;
   private readonly params = new Map<string, HostTensor>();
   private readonly state = new Map<string, HostTensor>();
   /** Optimizer steps taken so far. */
@@ -75,7 +73,7 @@ export class StepEngine {
     return this.opts.optimizer;
   }
 
-  private async session(kind: "fused" | "gradOnly" | "apply" | "eval"): Promise<Session> {
+  private async session(kind: "fused" | "gradOnly" | "apply"): Promise<Session> {
     const { forward, trainable } = this.opts;
     const create = (graph: Graph) => this.createSession(graph);
     switch (kind) {
@@ -85,8 +83,6 @@ export class StepEngine {
         return (this.gradOnly ??= await create(compileGradStep(forward, trainable, !!this.opts.lossScaling)));
       case "apply":
         return (this.apply ??= await create(compileApplyStep(trainable, this.opts)));
-      case "eval":
-        return (this.evalSession ??= await create(compileEval(this.opts.evalForward ?? forward, trainable)));
     }
   }
 
@@ -148,22 +144,16 @@ export class StepEngine {
     return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm: applied ? num(out[names.updateNorm]) : 0, count, applied };
   }
 
-  /** Creates the eval session now (so that the model's host copy of the weights can be dropped afterwards). */
-  async prepareEval(): Promise<void> {
-    await this.session("eval");
-  }
-
-  /** Runs the eval graph on one batch with the current tensors. */
-  async evaluate(batch: Feeds): Promise<{ lossSum: number; count: number; outputs: Record<string, HostTensor> }> {
-    const out = await (await this.session("eval")).run({ ...batch, ...this.paramFeeds() });
-    return { lossSum: num(out[names.lossSum]), count: num(out[names.count]), outputs: out };
-  }
-
   /** Current value of a trainable tensor. */
   param(name: string): Float32Array {
     const t = this.params.get(name);
     if (!t) throw new Error(`no trainable tensor named "${name}"`);
     return t.data as Float32Array;
+  }
+
+  /** Current values of every trainable tensor by name (the engine's own arrays: read them, do not keep them across steps). */
+  values(): ReadonlyMap<string, Float32Array> {
+    return new Map([...this.params].map(([name, t]) => [name, t.data as Float32Array]));
   }
 
   /** A copy of everything needed to resume (for checkpoints). */
@@ -184,7 +174,7 @@ export class StepEngine {
 
   /** Releases all sessions. */
   async release(): Promise<void> {
-    for (const s of [this.fused, this.gradOnly, this.apply, this.evalSession]) await s?.release();
+    for (const s of [this.fused, this.gradOnly, this.apply]) await s?.release();
   }
 }
 

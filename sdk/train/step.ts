@@ -1,30 +1,12 @@
 /**
  * The step compiler: turns a forward builder and a set of trainable tensors into ONNX graphs for one training
- * step (forward, loss, gradients, clipping, optimizer update), for gradient-only accumulation, and for eval.
+ * step (forward, loss, gradients, clipping, optimizer update) and for gradient-only accumulation.
  */
 import { Graph, Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { gradients } from "../graph/autodiff";
+import { declareTrainables, ForwardBuilder, forwardNames, TrainableSpec } from "../models/forward";
 import { emitUpdate, OptimizerOptions, stateSlots } from "./optimizers";
-
-/** What a forward builder returns: the summed loss and what it was summed over, plus any extra outputs. */
-export interface ForwardOutputs {
-  /** Sum of per-example (or per-token) losses in the batch. */
-  lossSum: Value;
-  /** Number of examples (or predicted tokens) summed in lossSum, as a float32 scalar. */
-  count: Value;
-  /** Extra outputs for evaluation, e.g. logits. */
-  outputs?: Record<string, Value>;
-}
-
-/** Declares the batch inputs on `b` and builds the loss from the trainable tensors (float32 Values by name). */
-export type ForwardBuilder = (b: Builder, trainable: ReadonlyMap<string, Value>) => ForwardOutputs;
-
-/** One trainable tensor: name and shape (its values live on the host between steps). */
-export interface TrainableSpec {
-  name: string;
-  shape: readonly number[];
-}
 
 /** Options of the update part of a step. */
 export interface UpdateOptions {
@@ -37,7 +19,7 @@ export interface UpdateOptions {
 
 /** Input and output names shared by the compiler and the runner. */
 export const names = {
-  param: (n: string) => `param.${n}`,
+  ...forwardNames,
   newParam: (n: string) => `new.${n}`,
   state: (slot: string, n: string) => `state.${slot}.${n}`,
   newState: (slot: string, n: string) => `new_state.${slot}.${n}`,
@@ -46,15 +28,9 @@ export const names = {
   step: "step",
   denom: "denom",
   lossScale: "loss_scale",
-  lossSum: "loss_sum",
-  count: "count",
   gradNorm: "grad_norm",
   updateNorm: "update_norm",
 };
-
-function declareTrainable(b: Builder, trainable: readonly TrainableSpec[]): Map<string, Value> {
-  return new Map(trainable.map((t) => [t.name, b.graph.input(names.param(t.name), "float32", t.shape)]));
-}
 
 function forwardWithGrads(b: Builder, forward: ForwardBuilder, params: Map<string, Value>, lossScaling: boolean) {
   const out = forward(b, params);
@@ -99,7 +75,7 @@ function emitApply(b: Builder, trainable: readonly TrainableSpec[], params: Map<
 /** The fused training step: forward, loss, gradients, clipping and update in one graph. */
 export function compileTrainStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], opts: UpdateOptions): Graph {
   const b = new Builder();
-  const params = declareTrainable(b, trainable);
+  const params = declareTrainables(b, trainable);
   const { out, grads, scale } = forwardWithGrads(b, forward, params, !!opts.lossScaling);
   let denom = b.cast(out.count, "float32");
   denom = b.add(denom, b.cast(b.compare("Equal", denom, b.scalar(0)), "float32")); // an all-padding batch divides by 1
@@ -111,7 +87,7 @@ export function compileTrainStep(forward: ForwardBuilder, trainable: readonly Tr
 /** Gradients only (of the summed loss), for gradient accumulation across micro-batches. */
 export function compileGradStep(forward: ForwardBuilder, trainable: readonly TrainableSpec[], lossScaling = false): Graph {
   const b = new Builder();
-  const params = declareTrainable(b, trainable);
+  const params = declareTrainables(b, trainable);
   const { grads } = forwardWithGrads(b, forward, params, lossScaling);
   trainable.forEach((t, i) => b.graph.output(b.cast(grads[i], "float32"), names.grad(t.name)));
   return b.graph;
@@ -120,19 +96,9 @@ export function compileGradStep(forward: ForwardBuilder, trainable: readonly Tra
 /** The update alone: takes summed gradients and their denominator (total count times loss scale). */
 export function compileApplyStep(trainable: readonly TrainableSpec[], opts: UpdateOptions): Graph {
   const b = new Builder();
-  const params = declareTrainable(b, trainable);
+  const params = declareTrainables(b, trainable);
   const grads = trainable.map((t) => b.graph.input(names.grad(t.name), "float32", t.shape));
   const denom = b.graph.input(names.denom, "float32", []);
   emitApply(b, trainable, params, grads, denom, opts);
-  return b.graph;
-}
-
-/** The evaluation graph: summed loss, count and the forward's extra outputs, no gradients. */
-export function compileEval(forward: ForwardBuilder, trainable: readonly TrainableSpec[]): Graph {
-  const b = new Builder();
-  const out = forward(b, declareTrainable(b, trainable));
-  b.graph.output(out.lossSum, names.lossSum);
-  b.graph.output(out.count, names.count);
-  for (const [name, v] of Object.entries(out.outputs ?? {})) b.graph.output(v, name);
   return b.graph;
 }

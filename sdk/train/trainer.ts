@@ -9,19 +9,19 @@ import type { Dataset, SplitDatasets } from "../data/dataset";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { writeJsonAtomic } from "../io/atomic";
-import { Adapter, loadAdapter, saveAdapter } from "../io/peft";
-import { loraModules, LoraModule, loraTrainables } from "../models/lora";
+import { Evaluation, evaluateExamples } from "../eval/evaluate";
+import { batchFeeds, ForwardPass } from "../infer/forward-pass";
+import { Adapter, adapterFrom, loadAdapter, loraConfigOf, loraModules, LoraModule, loraTrainables, saveAdapter } from "../models/lora";
 import { BaseModel, openModel } from "../models/model";
 import { causalLMForward, classificationForward } from "../models/tasks";
 import { Diagnostic, emit, EvalEvent, StopReason, TrainerCallbacks } from "./callbacks";
 import { listCheckpoints, loadCheckpoint, pruneCheckpoints, removeStaleCheckpointTemps, saveCheckpoint, TrainerState } from "./checkpoint";
 import { DiagnosticsWatcher } from "./diagnostics";
 import { EngineState, Feeds, StepEngine } from "./engine";
-import { batchFeeds, Evaluation, evaluateExamples } from "./evaluate";
 import { hashDataFiles, versions, writeManifest } from "./manifest";
 import { loadSplits, PreparedData, tokenizeSplits } from "./prepare";
 import { Recipe, recipeToYaml } from "./recipe";
-import { adapterFrom, loraConfigOf, optimizerOf, saveTrainedModel, scoreTrainable, weightTrainables } from "./tuning";
+import { optimizerOf, saveTrainedModel, scoreTrainable, weightTrainables } from "./tuning";
 import { learningRateAt, resolveWarmup } from "./schedule";
 import { RunLogger } from "./log/runlogger";
 
@@ -89,13 +89,13 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const forwardOf = cls ? classificationForward : causalLMForward;
   const engine = StepEngine.create({
     forward: forwardOf(ctx),
-    evalForward: forwardOf({ ...ctx, loraDropout: 0 }),
     trainable,
     optimizer: optimizerOf(recipe),
     maxGradNorm: recipe.max_grad_norm,
     lossScaling: recipe.fp16,
     device: recipe.device,
   });
+  const evalPass = new ForwardPass(forwardOf({ ...ctx, loraDropout: 0 }), trainable, { device: recipe.device });
   const adapterNow = () => adapterFrom(engine, modules, loraConfig, cls ? data.labels!.length : 0, model.config.hiddenSize);
   const checkpointAdapter = () => (lora ? adapterNow() : null);
 
@@ -150,7 +150,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     return { feeds, tokens };
   };
   const evaluate = (examples: readonly TokenizedExample[]) =>
-    evaluateExamples((f) => engine.evaluate(f), examples, recipe.per_device_eval_batch_size, model.tokenizer.padTokenId);
+    evaluateExamples(evalPass, engine.values(), examples, recipe.per_device_eval_batch_size, model.tokenizer.padTokenId);
 
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
@@ -231,7 +231,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       }
       if (!weightsReleased) {
         // Every session that needs the frozen weights exists now and holds its own copy: drop the host copy.
-        if (data.val.length > 0 || data.test.length > 0) await engine.prepareEval();
+        if (data.val.length > 0 || data.test.length > 0) await evalPass.prepare();
         model.weights.clear();
         weightsReleased = true;
       }
@@ -320,6 +320,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     process.removeListener("SIGINT", onSigint);
     logger.close();
     await engine.release();
+    await evalPass.release();
   }
 }
 

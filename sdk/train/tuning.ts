@@ -1,15 +1,14 @@
-/** What a recipe trains (LoRA pairs, whole weights, a classifier head), with which optimizer, and how it is saved. */
+/** What a recipe trains besides LoRA (whole weights, a classifier head), with which optimizer, and how it is saved. */
 import { expectedWeights } from "../io/config";
-import { Adapter, LoraAdapterConfig, makeLoraConfig, type SavedParam } from "../io/peft";
+import type { InitializedTrainable, TrainableSpec } from "../models/forward";
+import type { Adapter, SavedParam } from "../models/lora";
 import { writeMergedModel } from "../models/merge";
-import { LoraModule, loraNames } from "../models/lora";
 import { BaseModel } from "../models/model";
 import { SCORE_WEIGHT } from "../models/tasks";
 import { Rng } from "../util/random";
 import { StepEngine } from "./engine";
 import { OptimizerOptions } from "./optimizers";
 import { Recipe } from "./recipe";
-import type { TrainableSpec } from "./step";
 
 /** The optimizer options of a recipe. */
 export function optimizerOf(r: Recipe): OptimizerOptions {
@@ -21,20 +20,6 @@ export function optimizerOf(r: Recipe): OptimizerOptions {
     case "lion":
       return { name: "lion", beta1: r.adam_beta1, beta2: r.adam_beta2 === 0.999 ? 0.99 : r.adam_beta2, weightDecay: r.weight_decay };
   }
-}
-
-/** The PEFT LoRA config a recipe describes. */
-export function loraConfigOf(r: Recipe, numLabels: number | null): LoraAdapterConfig {
-  return makeLoraConfig({
-    r: r.lora_rank,
-    loraAlpha: r.lora_alpha,
-    loraDropout: r.lora_dropout,
-    targetModules: r.lora_target === "all" ? "all-linear" : r.lora_target.split(",").map((s) => s.trim()).filter(Boolean),
-    useRslora: r.use_rslora,
-    taskType: numLabels === null ? "CAUSAL_LM" : "SEQ_CLS",
-    modulesToSave: numLabels === null ? null : ["score"],
-    baseModelNameOrPath: r.model_name_or_path,
-  });
 }
 
 /** The classification head, trained fully: transformers initialises it normal(0, 0.02). */
@@ -49,7 +34,7 @@ export function scoreTrainable(model: BaseModel, numLabels: number, seed: number
 }
 
 /** full: every weight of the checkpoint; freeze: the weights of the last freeze_trainable_layers layers. */
-export function weightTrainables(model: BaseModel, recipe: Recipe): (TrainableSpec & { init: Float32Array })[] {
+export function weightTrainables(model: BaseModel, recipe: Recipe): InitializedTrainable[] {
   const layers = model.config.numHiddenLayers;
   const n = recipe.freeze_trainable_layers;
   if (recipe.finetuning_type === "freeze" && (n < 1 || n > layers)) {
@@ -73,16 +58,4 @@ export function saveTrainedModel(model: BaseModel, engine: StepEngine, trainable
   const params: Record<string, SavedParam> = { ...adapter.modulesToSave };
   for (const t of trainable) if (!(t.name in params)) params[t.name] = { shape: [...t.shape], data: Float32Array.from(engine.param(t.name)) };
   return writeMergedModel(model, { modules: [], tensors: new Map() }, dir, { overwrite: true, modulesToSave: params }).dir;
-}
-
-/** The engine's current tensors as a PEFT adapter. */
-export function adapterFrom(engine: StepEngine, modules: readonly LoraModule[], config: LoraAdapterConfig, numLabels: number, hidden: number): Adapter {
-  const lora: Adapter["lora"] = {};
-  for (const m of modules) {
-    const n = loraNames(m.path);
-    lora[m.path] = { A: Float32Array.from(engine.param(n.A)), B: Float32Array.from(engine.param(n.B)), rank: m.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures };
-  }
-  const modulesToSave: Adapter["modulesToSave"] = {};
-  if (numLabels > 0) modulesToSave[SCORE_WEIGHT] = { shape: [numLabels, hidden], data: Float32Array.from(engine.param(SCORE_WEIGHT)) };
-  return { config, lora, modulesToSave };
 }

@@ -10,8 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { loadAdapter } from "../../sdk/io/peft";
-import { loraNames } from "../../sdk/models/lora";
+import { loadAdapter, loraNames } from "../../sdk/models/lora";
 import { loadCheckpoint } from "../../sdk/train/checkpoint";
 import { within } from "../util/within";
 

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ds, JUPYTER_DISPLAY, Model, readRecipe } from "../../sdk";
-import type { KvCache } from "../../sdk/models/generate";
+import type { KvCache } from "../../sdk/infer/generate";
 
 const root = path.join(__dirname, "../../..");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-plan-"));

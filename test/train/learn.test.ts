@@ -1,8 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
-import { StepEngine, Feeds } from "../../sdk/train/engine";
-import { ForwardBuilder } from "../../sdk/train/step";
+import { Feeds, ForwardPass } from "../../sdk/infer/forward-pass";
+import { ForwardBuilder } from "../../sdk/models/forward";
+import { StepEngine } from "../../sdk/train/engine";
 import { Rng } from "../../sdk/util/random";
 
 // Two interleaved spirals: not linearly separable, so only a working MLP + backprop + optimizer gets low loss.
@@ -31,19 +32,23 @@ const mlp: ForwardBuilder = (b, p) => {
   return { lossSum, count: b.countNotIgnored(labels, -100, "float32"), outputs: { logits } };
 };
 
-function engineFor(device: "cpu" | "webgpu", seed: number) {
+function mlpTrainables(seed: number) {
   const rng = new Rng(seed);
   const init = (rows: number, cols: number) => Float32Array.from({ length: rows * cols }, () => rng.normal() / Math.sqrt(rows));
+  return [
+    { name: "w1", shape: [2, hidden], init: init(2, hidden) },
+    { name: "b1", shape: [hidden], init: new Float32Array(hidden) },
+    { name: "w2", shape: [hidden, hidden], init: init(hidden, hidden) },
+    { name: "b2", shape: [hidden], init: new Float32Array(hidden) },
+    { name: "w3", shape: [hidden, 2], init: init(hidden, 2) },
+    { name: "b3", shape: [2], init: new Float32Array(2) },
+  ];
+}
+
+function engineFor(device: "cpu" | "webgpu", seed: number) {
   return StepEngine.create({
     forward: mlp,
-    trainable: [
-      { name: "w1", shape: [2, hidden], init: init(2, hidden) },
-      { name: "b1", shape: [hidden], init: new Float32Array(hidden) },
-      { name: "w2", shape: [hidden, hidden], init: init(hidden, hidden) },
-      { name: "b2", shape: [hidden], init: new Float32Array(hidden) },
-      { name: "w3", shape: [hidden, 2], init: init(hidden, 2) },
-      { name: "b3", shape: [2], init: new Float32Array(2) },
-    ],
+    trainable: mlpTrainables(seed),
     optimizer: { name: "adamw", weightDecay: 0 },
     maxGradNorm: 5,
     device,
@@ -61,7 +66,9 @@ test("an MLP learns two spirals through the compiled training step", async () =>
   const first = await engine.train([feeds], 0.01);
   let last = first;
   for (let i = 0; i < 400; i++) last = await engine.train([feeds], 0.01);
-  const { outputs } = await engine.evaluate(feeds);
+  const pass = new ForwardPass(mlp, mlpTrainables(1));
+  const { outputs } = await pass.run(feeds, engine.values());
+  await pass.release();
   const logits = outputs.logits.data as Float32Array;
   let correct = 0;
   for (let i = 0; i < 256; i++) correct += Number(logits[2 * i + 1] > logits[2 * i]) === Number(data.y[i]) ? 1 : 0;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { StepEngine, StepResult } from "../../sdk/train/engine";
-import { ForwardBuilder } from "../../sdk/train/step";
+import { ForwardBuilder } from "../../sdk/models/forward";
 import { OptimizerOptions } from "../../sdk/train/optimizers";
 
 // loss = sum(p * c) / n over a batch of n identical rows, so dloss/dp = c exactly.

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createTinyModel } from "../../sdk/io/tiny";
-import { loadAdapter } from "../../sdk/io/peft";
+import { loadAdapter } from "../../sdk/models/lora";
 import { openModel } from "../../sdk/models/model";
 import { listCheckpoints, loadCheckpoint } from "../../sdk/train/checkpoint";
 import { resolveRecipe, type RecipeInput } from "../../sdk/train/recipe";

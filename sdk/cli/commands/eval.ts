@@ -5,11 +5,10 @@
  */
 import { parseFlags, type CliCommand } from "../command";
 import { loadDataset } from "../../data/load";
-import { loadAdapter } from "../../io/peft";
-import { loraModules } from "../../models/lora";
+import { evaluateModel, textExamples } from "../../eval/evaluate";
+import { loadAdapter } from "../../models/lora";
 import { openModel } from "../../models/model";
 import type { Device } from "../../runtime/device";
-import { evaluateAdapter, textExamples } from "../../train/evaluate";
 
 const USAGE = "usage: tunelab eval --model DIR [--adapter DIR] --data FILE.jsonl [--metrics perplexity] [--device cpu|webgpu|cuda] [--batch-size N] [--json]";
 const FLAGS = new Set(["model", "adapter", "data", "metrics", "device", "batch-size", "json", "help"]);
@@ -37,9 +36,8 @@ export const command: CliCommand = {
     const ds = await loadDataset(dataFile, { format: "pretrain" });
     const examples = textExamples(ds.rows, model.tokenizer);
     const adapter = typeof flags.adapter === "string" ? loadAdapter(flags.adapter) : null;
-    const modules = adapter ? loraModules(model.config, adapter.config) : [];
-    const e = await evaluateAdapter(
-      { model, stage: "pt", modules, adapter: adapter ?? { config: null as never, lora: {}, modulesToSave: {} }, device: (flags.device as Device) ?? "cpu" },
+    const e = await evaluateModel(
+      { model, stage: "pt", adapter, device: (flags.device as Device) ?? "cpu" },
       examples,
       typeof flags["batch-size"] === "string" ? Number(flags["batch-size"]) : 8,
     );

@@ -12,11 +12,11 @@ import {
   saveAdapter,
   type Adapter,
   type LoraWeights,
-} from "../../sdk/io/peft";
+} from "../../sdk/models/lora";
 import { SafetensorsFile, writeSafetensors } from "../../sdk/io/safetensors";
 import { parseModelConfig } from "../../sdk/io/config";
 import { Rng } from "../../sdk/util/random";
-import { tempDir } from "./tmp";
+import { tempDir } from "../io/tmp";
 
 const tmp = () => tempDir("tunelab-peft-");
 
@@ -172,10 +172,10 @@ test("scaling, rank/alpha patterns and target matching follow PEFT", () => {
   assert.equal(isTargeted(c, "model.layers.3.self_attn.q_proj"), true);
   assert.equal(isTargeted(c, "model.layers.3.self_attn.k_proj"), false);
   assert.equal(isTargeted(c, "model.layers.3.self_attn.xq_proj"), false, "a name matches whole path components only");
-  const re = makeLoraConfig({ targetModules: String.raw`.*layers\.0\..*(q|k)_proj` });
+  const re = makeLoraConfig({ r: 8, targetModules: String.raw`.*layers\.0\..*(q|k)_proj` });
   assert.equal(isTargeted(re, "model.layers.0.self_attn.k_proj"), true);
   assert.equal(isTargeted(re, "model.layers.1.self_attn.k_proj"), false);
-  assert.equal(isTargeted(makeLoraConfig({ targetModules: "all-linear" }), "model.layers.0.mlp.up_proj"), true);
+  assert.equal(isTargeted(makeLoraConfig({ r: 8, targetModules: "all-linear" }), "model.layers.0.mlp.up_proj"), true);
   // A different rank for one module must be saved and loaded with that rank.
   const dir = tmp();
   const rng = new Rng(1);
@@ -199,10 +199,10 @@ test("saveAdapter refuses inconsistent adapters", () => {
   assert.throws(save({ "base_model.model.model.layers.0.self_attn.q_proj": randomLora(rng, 4, 8, 8) }), /plain module path/);
   assert.throws(save({}, { modulesToSave: { "score.weight": { shape: [2, 8], data: new Float32Array(16) } } }), /"score.weight" is not in a module listed in modules_to_save/);
   assert.throws(save({}), /no tensors to save/);
-  assert.throws(() => makeLoraConfig({ targetModules: ["q_proj"], bias: "all" as "none" }), /"bias" must be "none"/);
-  assert.throws(() => makeLoraConfig({ targetModules: [] }), /"target_modules" must be a non-empty list/);
+  assert.throws(() => makeLoraConfig({ r: 8, targetModules: ["q_proj"], bias: "all" as "none" }), /"bias" must be "none"/);
+  assert.throws(() => makeLoraConfig({ r: 8, targetModules: [] }), /"target_modules" must be a non-empty list/);
   assert.throws(() => makeLoraConfig({ targetModules: ["q_proj"], r: 0 }), /"r" must be a positive integer/);
-  assert.throws(() => makeLoraConfig({ targetModules: ["q_proj"], loraDropout: 1 }), /"lora_dropout" must be a number in \[0, 1\)/);
+  assert.throws(() => makeLoraConfig({ r: 8, targetModules: ["q_proj"], loraDropout: 1 }), /"lora_dropout" must be a number in \[0, 1\)/);
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 

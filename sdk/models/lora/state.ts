@@ -1,0 +1,78 @@
+/**
+ * Fixed LoRA weights in the engine's form (tensors named "<modulePath>.lora_A" / ".lora_B"), which generation,
+ * evaluation and merging take, and the conversion of a PEFT adapter to that form.
+ */
+import { linearFeatures, type ModelConfig } from "../../io/config";
+import type { InitializedTrainable } from "../forward";
+import { SCORE_WEIGHT } from "../tasks";
+import { Adapter, checkAdapterAgainstModel } from "./adapter";
+import { loraScaling } from "./config";
+import { LoraModule, loraNames, loraTrainables } from "./modules";
+
+/** Fixed LoRA weights: the modules and their tensors named "<modulePath>.lora_A" / ".lora_B" (as StepEngine holds them). */
+export interface LoraState {
+  modules: readonly LoraModule[];
+  tensors: ReadonlyMap<string, Float32Array>;
+}
+
+/** LoRA weights as the trainer holds them, or a PEFT adapter read with loadAdapter. */
+export type LoraSource = LoraState | Adapter;
+
+function isAdapter(source: LoraSource): source is Adapter {
+  return (source as Adapter).lora !== undefined && (source as Adapter).config !== undefined;
+}
+
+/** The modules of an adapter's own LoRA pairs (checked against the model), scaled as its config says. */
+function adapterModules(config: ModelConfig, adapter: Adapter): LoraModule[] {
+  checkAdapterAgainstModel(adapter, config);
+  return Object.entries(adapter.lora).map(([path, w]) => ({ path, rank: w.rank, scaling: loraScaling(adapter.config, path), inFeatures: w.inFeatures, outFeatures: w.outFeatures }));
+}
+
+/** Normalises LoRA weights to LoraState and checks every module and tensor against the model's config. */
+export function resolveLora(config: ModelConfig, source: LoraSource): LoraState {
+  if (isAdapter(source)) {
+    const modules = adapterModules(config, source);
+    const tensors = new Map<string, Float32Array>();
+    for (const m of modules) {
+      tensors.set(loraNames(m.path).A, source.lora[m.path].A);
+      tensors.set(loraNames(m.path).B, source.lora[m.path].B);
+    }
+    return { modules, tensors };
+  }
+  for (const m of source.modules) {
+    const match = /^model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$/.exec(m.path);
+    if (!match || Number(match[1]) >= config.numHiddenLayers) {
+      throw new Error(`LoRA module "${m.path}" is not a decoder linear layer of this ${config.numHiddenLayers}-layer ${config.architecture}`);
+    }
+    const want = linearFeatures(config, match[2]);
+    if (want.inFeatures !== m.inFeatures || want.outFeatures !== m.outFeatures) {
+      throw new Error(`LoRA module "${m.path}" is ${m.inFeatures} -> ${m.outFeatures}, the model's layer is ${want.inFeatures} -> ${want.outFeatures}`);
+    }
+    if (!Number.isSafeInteger(m.rank) || m.rank < 1 || !Number.isFinite(m.scaling)) {
+      throw new Error(`LoRA module "${m.path}": rank must be a positive integer and scaling finite, got ${m.rank} and ${m.scaling}`);
+    }
+    const n = loraNames(m.path);
+    for (const [name, size] of [[n.A, m.rank * m.inFeatures], [n.B, m.outFeatures * m.rank]] as const) {
+      const t = source.tensors.get(name);
+      if (!(t instanceof Float32Array) || t.length !== size) {
+        throw new Error(`LoRA tensor "${name}": expected a Float32Array of ${size} values, got ${t ? `${t.constructor.name}(${t.length})` : "nothing"}`);
+      }
+    }
+  }
+  return source;
+}
+
+/**
+ * An adapter as the inputs of a forward graph: its LoRA modules and their tensors (through loraTrainables'
+ * shape checks), plus the classifier head from modules_to_save when `withHead` is set.
+ */
+export function adapterTrainables(config: ModelConfig, adapter: Adapter, withHead: boolean): { modules: LoraModule[]; trainable: InitializedTrainable[] } {
+  const modules = adapterModules(config, adapter);
+  const trainable = loraTrainables(modules, 0, adapter);
+  if (withHead) {
+    const score = adapter.modulesToSave[SCORE_WEIGHT];
+    if (!score) throw new Error(`a classification adapter needs ${SCORE_WEIGHT} in modules_to_save`);
+    trainable.push({ name: SCORE_WEIGHT, shape: score.shape, init: score.data });
+  }
+  return { modules, trainable };
+}
