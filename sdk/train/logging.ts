@@ -36,6 +36,11 @@ export class RunLogging implements TrainerCallbacks {
   onMessage(text: string): void {
     this.logger.message(text);
   }
+
+  /** Closes the log files (the run's end, however it ends). */
+  close(): void {
+    this.logger.close();
+  }
 }
 
 /** The epoch a fractional epoch count is in, at least 1. */

@@ -84,12 +84,12 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const batches = new StepBatches(recipe, plan, data.train, model.tokenizer.padTokenId);
   const outputDir = prepareOutputDir(recipe);
   const { state, resumedFrom } = startingState(recipe, outputDir, engine);
-  const logger = new RunLogger(outputDir, { echo: options.echo });
+  const logging = new RunLogging(new RunLogger(outputDir, { echo: options.echo }), state, plan, recipe.logging_steps);
   const earlyStopping = new EarlyStopping(state, engine, recipe.early_stopping_steps);
   // The logs first and the trainer's own units after the caller's callbacks: the order in which train.log and
   // the callbacks have always seen a step, an evaluation and what the diagnostics make of it.
   const events = new TrainerEvents([
-    new RunLogging(logger, state, plan, recipe.logging_steps),
+    logging,
     ...(options.callbacks ?? []),
     new DiagnosticsReporter(),
     earlyStopping,
@@ -102,8 +102,8 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const evals: EvalEvent[] = [];
   let val: Evaluation | null = null;
   const validate = async () => {
-    const v = (val = await evaluate(data.val));
-    evals.push({ step: state.globalStep, epoch: state.epoch, loss: v.loss, metrics: v.metrics });
+    val = await evaluate(data.val);
+    evals.push({ step: state.globalStep, epoch: state.epoch, loss: val.loss, metrics: val.metrics });
     await events.emit("onEval", evals[evals.length - 1]);
   };
   let stoppedBy: StopReason = "max_steps";
@@ -160,8 +160,8 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     if (stoppedBy === "interrupted") await events.note(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
     if (!diverged && data.val.length > 0 && evals.at(-1)?.step !== state.globalStep) await validate();
     if (earlyStopping.restoreBest()) {
-      const v = (val = await evaluate(data.val));
-      await events.note(`restored the best adapter from step ${state.bestStep} (val loss ${v.loss.toFixed(4)})`);
+      val = await evaluate(data.val);
+      await events.note(`restored the best adapter from step ${state.bestStep} (val loss ${val.loss.toFixed(4)})`);
     }
     const adapter = tuned.adapter();
     const modelDir = saveTrainedResult(recipe, outputDir, { model, engine, trainable: tuned.trainable, adapter }, data.labels);
@@ -182,7 +182,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     const { modules } = tuned;
     return { recipe, outputDir, steps: state.globalStep, stoppedBy, bestStep: state.bestStep, history, evals, val, test, adapter, modelDir, modules, labels: data.labels, data, model, seconds };
   } finally {
-    logger.close();
+    logging.close();
     await engine.release();
   }
 }

@@ -124,7 +124,9 @@ test("a non-finite loss stops the run, keeps the last good checkpoint and says w
 
 test("early stopping stops after `patience` evaluations without improvement and keeps the best adapter", async () => {
   // A learning rate this small leaves the validation loss where it is, so no evaluation after the first improves.
-  const result = await train(ptRecipe("early", { learning_rate: 1e-30, val_size: 0.2, eval_steps: 2, early_stopping_steps: 2, lora_dropout: 0 }));
+  const sigintListeners = process.listenerCount("SIGINT");
+  const onStart = () => assert.equal(process.listenerCount("SIGINT"), sigintListeners, "train() leaves SIGINT to its caller");
+  const result = await train(ptRecipe("early", { learning_rate: 1e-30, val_size: 0.2, eval_steps: 2, early_stopping_steps: 2, lora_dropout: 0 }), { callbacks: [{ onStart }] });
   assert.equal(result.stoppedBy, "early_stopping");
   assert.equal(result.steps, 6);
   assert.equal(result.bestStep, 2);
