@@ -8,6 +8,7 @@ import { TrainingView, type TrainingViewState } from "../train/log/training-view
 import type { DataPlan } from "./data";
 import { Model } from "./model";
 import { TrainedRun } from "./run";
+import { sigintStopsTraining } from "./interrupt";
 
 /** LoRA options (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora). */
 export interface LoraOptions {
@@ -61,6 +62,8 @@ export interface FitOptions {
   callbacks?: readonly TrainerCallbacks[];
   /** Stops at the next step boundary when aborted. */
   signal?: AbortSignal;
+  /** Stop the same way on SIGINT: Ctrl-C, or a Jupyter interrupt in the tunelab kernel (default true). */
+  handleSigint?: boolean;
   /** Live progress display (default true). */
   live?: boolean;
 }
@@ -96,7 +99,7 @@ const FIT_KEYS: Record<string, keyof Recipe> = {
   outputDir: "output_dir",
   device: "device",
 };
-const NOT_RECIPE = new Set(["callbacks", "signal", "live"]);
+const NOT_RECIPE = new Set(["callbacks", "signal", "handleSigint", "live"]);
 
 /** A data plan with LoRA options: call fit() to train. */
 export class LoraPlan implements Displayable {
@@ -148,9 +151,13 @@ export class LoraPlan implements Displayable {
     const data = await this.data.materialize();
     const callbacks: TrainerCallbacks[] = [...(options.callbacks ?? [])];
     if (options.live ?? true) callbacks.push(liveProgress());
-    const trainOptions: TrainOptions = { callbacks, signal: options.signal, model: base.base, data };
-    const result = await train(recipe, trainOptions);
-    return new TrainedRun(result, base);
+    const sigint = (options.handleSigint ?? true) ? sigintStopsTraining(options.signal) : null;
+    const trainOptions: TrainOptions = { callbacks: sigint ? [sigint.callbacks, ...callbacks] : callbacks, signal: sigint?.signal ?? options.signal, model: base.base, data };
+    try {
+      return new TrainedRun(await train(recipe, trainOptions), base);
+    } finally {
+      sigint?.dispose();
+    }
   }
 
   [JUPYTER_DISPLAY](): MimeBundle {

@@ -1,6 +1,7 @@
 /**
- * The trainer's progress API. The kernel's live display, the terminal progress bar and user code all
- * subscribe through these callbacks; none of them is needed to train.
+ * The trainer's progress API. The kernel's live display, the terminal progress bar, the run's logs and user code
+ * all subscribe through these callbacks; so do the trainer's own loss scaling, diagnostics and early stopping,
+ * which steer the loop through the `TrainerControl` every callback receives.
  */
 
 /** Figures of one optimizer step. */
@@ -18,13 +19,20 @@ export interface StepEvent {
   elapsedSeconds: number;
 }
 
-/** Figures of one evaluation on the validation split. */
+/** Figures of one evaluation on the validation split (or, in onTest, the test split). */
 export interface EvalEvent {
   step: number;
   epoch: number;
   loss: number;
   /** Task metrics, e.g. accuracy, f1_macro, f1_micro, perplexity. */
   metrics: Record<string, number>;
+}
+
+/** A step whose update was not applied because its loss or gradients were not finite. */
+export interface SkippedStepEvent {
+  /** The step that was tried (1-based). */
+  step: number;
+  loss: number;
 }
 
 /** A finding of the automatic diagnostics (seed tutorial section 4.2). */
@@ -36,27 +44,90 @@ export interface Diagnostic {
   suggestion: string;
 }
 
+/** What the run is about to do, given once before the first step. */
+export interface StartInfo {
+  maxSteps: number;
+  numEpochs: number;
+  trainExamples: number;
+  valExamples: number;
+  outputDir: string;
+}
+
+/** What a subscriber may ask of the running loop: the second argument of every callback. */
+export interface TrainerControl {
+  /** Ends the run after this step's evaluation, before its checkpoint; the loop then reports `diagnostic`. */
+  stop(reason: StopReason, diagnostic?: Diagnostic): void;
+  /** From onSkippedStep: runs the step again (e.g. with a lower fp16 loss scale) instead of ending the run. */
+  retryStep(): void;
+  /** Reports a diagnostic to every subscriber now. */
+  diagnose(diagnostic: Diagnostic): Promise<void>;
+  /** Adds a line to the run's log (every subscriber's onMessage). */
+  note(text: string): Promise<void>;
+}
+
 /** Subscribers to a training run; every method is optional and may be async. */
 export interface TrainerCallbacks {
-  onStart?(info: { maxSteps: number; numEpochs: number; trainExamples: number; valExamples: number; outputDir: string }): void | Promise<void>;
-  onStep?(event: StepEvent): void | Promise<void>;
-  onEval?(event: EvalEvent): void | Promise<void>;
-  onDiagnostic?(diagnostic: Diagnostic): void | Promise<void>;
-  onCheckpoint?(info: { step: number; dir: string }): void | Promise<void>;
-  onEnd?(summary: { step: number; stoppedBy: StopReason; bestStep: number | null }): void | Promise<void>;
+  onStart?(info: StartInfo, control: TrainerControl): void | Promise<void>;
+  onStep?(event: StepEvent, control: TrainerControl): void | Promise<void>;
+  /** A step was not applied; unless a subscriber calls `control.retryStep()`, the run stops with non_finite_loss. */
+  onSkippedStep?(event: SkippedStepEvent, control: TrainerControl): void | Promise<void>;
+  onEval?(event: EvalEvent, control: TrainerControl): void | Promise<void>;
+  /** The final evaluation of the returned adapter on the test split, when there is one. */
+  onTest?(event: EvalEvent, control: TrainerControl): void | Promise<void>;
+  onDiagnostic?(diagnostic: Diagnostic, control: TrainerControl): void | Promise<void>;
+  /** A free-form line of the run's log, e.g. where it resumed from. */
+  onMessage?(text: string, control: TrainerControl): void | Promise<void>;
+  onCheckpoint?(info: { step: number; dir: string }, control: TrainerControl): void | Promise<void>;
+  onEnd?(summary: { step: number; stoppedBy: StopReason; bestStep: number | null }, control: TrainerControl): void | Promise<void>;
 }
 
 /** Why a run ended. */
 export type StopReason = "max_steps" | "early_stopping" | "interrupted" | "non_finite_loss";
 
-/** Calls one callback on every subscriber, in order. */
-export async function emit<K extends keyof TrainerCallbacks>(
-  subscribers: readonly TrainerCallbacks[],
-  name: K,
-  arg: Parameters<NonNullable<TrainerCallbacks[K]>>[0],
-): Promise<void> {
-  for (const s of subscribers) {
-    const fn = s[name] as ((a: typeof arg) => void | Promise<void>) | undefined;
-    if (fn) await fn.call(s, arg);
+type EventOf<K extends keyof TrainerCallbacks> = Parameters<NonNullable<TrainerCallbacks[K]>>[0];
+
+/** The subscribers of one run, called in order, and what they asked of the loop. */
+export class TrainerEvents implements TrainerControl {
+  private stopRequest: { reason: StopReason; diagnostic?: Diagnostic } | null = null;
+  private retryRequested = false;
+
+  constructor(private readonly subscribers: readonly TrainerCallbacks[]) {}
+
+  /** Calls one callback on every subscriber, in order. */
+  async emit<K extends keyof TrainerCallbacks>(name: K, event: EventOf<K>): Promise<void> {
+    for (const s of this.subscribers) {
+      const fn = s[name] as ((e: EventOf<K>, control: TrainerControl) => void | Promise<void>) | undefined;
+      if (fn) await fn.call(s, event, this);
+    }
+  }
+
+  /** Emits onSkippedStep and says whether a subscriber asked to retry the step. */
+  async retrySkipped(event: SkippedStepEvent): Promise<boolean> {
+    this.retryRequested = false;
+    await this.emit("onSkippedStep", event);
+    return this.retryRequested;
+  }
+
+  /** The stop asked for since the last call, if any (the first request wins). */
+  takeStop(): { reason: StopReason; diagnostic?: Diagnostic } | null {
+    const request = this.stopRequest;
+    this.stopRequest = null;
+    return request;
+  }
+
+  stop(reason: StopReason, diagnostic?: Diagnostic): void {
+    this.stopRequest ??= { reason, diagnostic };
+  }
+
+  retryStep(): void {
+    this.retryRequested = true;
+  }
+
+  diagnose(diagnostic: Diagnostic): Promise<void> {
+    return this.emit("onDiagnostic", diagnostic);
+  }
+
+  note(text: string): Promise<void> {
+    return this.emit("onMessage", text);
   }
 }

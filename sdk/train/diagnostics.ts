@@ -1,5 +1,5 @@
 /** Automatic versions of the seed tutorial's diagnostics (section 4.2): overfitting and vanishing updates. */
-import { Diagnostic } from "./callbacks";
+import type { Diagnostic, EvalEvent, StepEvent, TrainerCallbacks, TrainerControl } from "./callbacks";
 
 /** Update norms below this mean training has stalled (seed: "parameter updates < 1e-6"). */
 export const VANISHING_UPDATE_NORM = 1e-6;
@@ -40,5 +40,24 @@ export class DiagnosticsWatcher {
       message: `validation loss rose for ${this.window} evaluations in a row (${recent[0].val.toFixed(4)} -> ${valLoss.toFixed(4)}) while training loss fell`,
       suggestion: "raise lora_dropout (e.g. 0.3), set early_stopping_steps: 3, or add data (augment)",
     };
+  }
+}
+
+/** The watcher as a trainer subscriber: feeds it every step and evaluation and reports what it finds. */
+export class DiagnosticsReporter implements TrainerCallbacks {
+  private readonly watcher = new DiagnosticsWatcher();
+  private trainLossesSinceEval: number[] = [];
+
+  async onStep(event: StepEvent, control: TrainerControl): Promise<void> {
+    this.trainLossesSinceEval.push(event.loss);
+    const found = this.watcher.onStep(event.step, event.updateNorm);
+    if (found) await control.diagnose(found);
+  }
+
+  async onEval(event: EvalEvent, control: TrainerControl): Promise<void> {
+    const losses = this.trainLossesSinceEval;
+    this.trainLossesSinceEval = [];
+    const found = this.watcher.onEval(event.step, event.loss, losses.reduce((a, b) => a + b, 0) / Math.max(1, losses.length));
+    if (found) await control.diagnose(found);
   }
 }

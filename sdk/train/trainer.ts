@@ -1,41 +1,41 @@
 /**
- * The trainer: runs a recipe from data to a saved adapter. Batching, schedule, evaluation, early stopping,
- * checkpoints, logs and diagnostics live here; the numbers come from the compiled step (StepEngine).
+ * The trainer: runs a recipe from data to a saved adapter, read top to bottom as setup, the loop, and the finish.
+ * The numbers come from the compiled step (StepEngine). Batching, checkpoints and the final save are helpers beside
+ * this file; logging, diagnostics, early stopping and fp16 loss scaling subscribe to the trainer callbacks, in one
+ * list with the caller's. Signals belong to the entry points: they abort `signal`, and the run stops at a step boundary.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { makeBatches, type Batch } from "../data/batch";
 import type { Dataset, SplitDatasets } from "../data/dataset";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
-import { writeJsonAtomic } from "../io/atomic";
 import { Evaluation, evaluateExamples } from "../eval/evaluate";
-import { batchFeeds, ForwardPass } from "../infer/forward-pass";
-import { Adapter, adapterFrom, loadAdapter, loraConfigOf, loraModules, LoraModule, loraTrainables, saveAdapter } from "../models/lora";
+import { ForwardPass } from "../infer/forward-pass";
+import { Adapter, adapterFrom, loadAdapter, loraConfigOf, loraModules, LoraModule, loraTrainables } from "../models/lora";
+import type { TrainableSpec } from "../models/forward";
 import { BaseModel, openModel } from "../models/model";
 import { causalLMForward, classificationForward } from "../models/tasks";
-import { Diagnostic, emit, EvalEvent, StopReason, TrainerCallbacks } from "./callbacks";
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, removeStaleCheckpointTemps, saveCheckpoint, TrainerState } from "./checkpoint";
-import { DiagnosticsWatcher } from "./diagnostics";
-import { EngineState, Feeds, StepEngine } from "./engine";
+import { epochsDone, planSteps, StepBatches } from "./batching";
+import { Diagnostic, EvalEvent, StopReason, TrainerCallbacks, TrainerEvents } from "./callbacks";
+import { DiagnosticsReporter } from "./diagnostics";
+import { EarlyStopping } from "./early-stopping";
+import { StepEngine } from "./engine";
+import { RunLogger } from "./log/runlogger";
+import { RunLogging } from "./logging";
+import { LossScaling } from "./loss-scaling";
 import { hashDataFiles, versions, writeManifest } from "./manifest";
 import { loadSplits, PreparedData, tokenizeSplits } from "./prepare";
 import { Recipe, recipeToYaml } from "./recipe";
-import { optimizerOf, saveTrainedModel, scoreTrainable, weightTrainables } from "./tuning";
-import { learningRateAt, resolveWarmup } from "./schedule";
-import { RunLogger } from "./log/runlogger";
-
-/** Dynamic loss scaling for fp16, with torch.cuda.amp.GradScaler's defaults. */
-const INITIAL_LOSS_SCALE = 65536;
-const LOSS_SCALE_GROWTH_INTERVAL = 2000;
+import { RunCheckpoints, startingState } from "./run-checkpoints";
+import { saveTrainedResult } from "./save-result";
+import { learningRateAt } from "./schedule";
+import { optimizerOf, scoreTrainable, weightTrainables } from "./tuning";
 
 /** Options of `train` beyond the recipe. */
 export interface TrainOptions {
   callbacks?: readonly TrainerCallbacks[];
-  /** Aborting stops at the next step boundary and writes a checkpoint. */
+  /** Aborting stops at the next step boundary and writes a checkpoint (the CLI and fit() wire Ctrl-C to this). */
   signal?: AbortSignal;
-  /** Stop on SIGINT the same way (default true). */
-  handleSigint?: boolean;
   /** An opened base model (else recipe.model_name_or_path is opened). */
   model?: BaseModel;
   /** Rows already loaded (e.g. by a notebook plan), instead of reading recipe.dataset_path. */
@@ -73,18 +73,145 @@ export interface TrainResult {
 
 /** Runs a recipe to the end (or to early stopping / interruption) and saves the adapter in output_dir. */
 export async function train(recipe: Recipe, options: TrainOptions = {}): Promise<TrainResult> {
+  // Setup: model and data, what is trained, how steps map onto the data, where the run starts, who listens.
   const started = Date.now();
-  const subscribers = options.callbacks ?? [];
   const model = options.model ?? openModel(recipe.model_name_or_path);
   const splits = isSplit(options.data) ? options.data : await loadSplits(recipe, options.data);
   const data = tokenizeSplits(recipe, splits, model.tokenizer);
+  const tuned = setupTuning(recipe, model, data);
+  const engine = tuned.engine;
+  const plan = planSteps(recipe, data.train.length);
+  const batches = new StepBatches(recipe, plan, data.train, model.tokenizer.padTokenId);
+  const outputDir = prepareOutputDir(recipe);
+  const { state, resumedFrom } = startingState(recipe, outputDir, engine);
+  const logging = new RunLogging(new RunLogger(outputDir, { echo: options.echo }), state, plan, recipe.logging_steps);
+  const earlyStopping = new EarlyStopping(state, engine, recipe.early_stopping_steps);
+  // The logs first and the trainer's own units after the caller's callbacks: the order in which train.log and
+  // the callbacks have always seen a step, an evaluation and what the diagnostics make of it.
+  const events = new TrainerEvents([
+    logging,
+    ...(options.callbacks ?? []),
+    new DiagnosticsReporter(),
+    earlyStopping,
+    ...(recipe.fp16 ? [new LossScaling(state)] : []),
+  ]);
+  const checkpoints = new RunCheckpoints(outputDir, recipe.save_total_limit, state, engine, () => (tuned.lora ? tuned.adapter() : null), events);
+  const evaluate = (examples: readonly TokenizedExample[]) =>
+    evaluateExamples(tuned.evalPass, engine.values(), examples, recipe.per_device_eval_batch_size, model.tokenizer.padTokenId);
+  const history: TrainResult["history"] = [];
+  const evals: EvalEvent[] = [];
+  let val: Evaluation | null = null;
+  const validate = async () => {
+    val = await evaluate(data.val);
+    evals.push({ step: state.globalStep, epoch: state.epoch, loss: val.loss, metrics: val.metrics });
+    await events.emit("onEval", evals[evals.length - 1]);
+  };
+  let stoppedBy: StopReason = "max_steps";
+
+  try {
+    if (resumedFrom) await events.note(`resumed from ${resumedFrom} at step ${state.globalStep}`);
+    await events.emit("onStart", { maxSteps: plan.maxSteps, numEpochs: plan.numEpochs, trainExamples: data.train.length, valExamples: data.val.length, outputDir });
+    const loopStart = Date.now();
+    while (state.globalStep < plan.maxSteps) {
+      if (options.signal?.aborted) {
+        stoppedBy = "interrupted";
+        break;
+      }
+      const stepStart = Date.now();
+      const { feeds, tokens } = batches.feeds(state.globalStep);
+      const lr = learningRateAt(plan.schedule, state.globalStep);
+      const result = await engine.train(feeds, lr, state.lossScale);
+      if (!result.applied) {
+        if (await events.retrySkipped({ step: state.globalStep + 1, loss: result.loss })) continue;
+        stoppedBy = "non_finite_loss";
+        await events.diagnose(nonFiniteLoss(state.globalStep + 1, result.loss));
+        break;
+      }
+      await tuned.releaseHostWeights();
+      state.globalStep = engine.step;
+      state.epoch = epochsDone(plan, state.globalStep);
+      const seconds = (Date.now() - stepStart) / 1000;
+      history.push({ step: state.globalStep, loss: result.loss, learningRate: lr });
+      await events.emit("onStep", {
+        step: state.globalStep,
+        maxSteps: plan.maxSteps,
+        epoch: state.epoch,
+        numEpochs: plan.numEpochs,
+        loss: result.loss,
+        learningRate: lr,
+        gradNorm: result.gradNorm,
+        updateNorm: result.updateNorm,
+        tokensPerSecond: tokens / seconds,
+        elapsedSeconds: (Date.now() - loopStart) / 1000,
+      });
+      if (recipe.eval_steps > 0 && data.val.length > 0 && state.globalStep % recipe.eval_steps === 0) await validate();
+      const stop = events.takeStop();
+      if (stop) {
+        stoppedBy = stop.reason;
+        if (stop.diagnostic) await events.diagnose(stop.diagnostic);
+        break;
+      }
+      if (recipe.save_steps > 0 && state.globalStep % recipe.save_steps === 0) await checkpoints.save();
+    }
+
+    // Finish: a checkpoint and an evaluation of the last step, the best adapter back, the result saved.
+    const diverged = stoppedBy === "non_finite_loss";
+    if (!diverged && checkpoints.savedStep !== state.globalStep) await checkpoints.save();
+    if (stoppedBy === "interrupted") await events.note(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
+    if (!diverged && data.val.length > 0 && evals.at(-1)?.step !== state.globalStep) await validate();
+    if (earlyStopping.restoreBest()) {
+      val = await evaluate(data.val);
+      await events.note(`restored the best adapter from step ${state.bestStep} (val loss ${val.loss.toFixed(4)})`);
+    }
+    const adapter = tuned.adapter();
+    const modelDir = saveTrainedResult(recipe, outputDir, { model, engine, trainable: tuned.trainable, adapter }, data.labels);
+    const test = data.test.length > 0 ? await evaluate(data.test) : null;
+    if (test) await events.emit("onTest", { step: state.globalStep, epoch: state.epoch, loss: test.loss, metrics: test.metrics });
+    const seconds = (Date.now() - started) / 1000;
+    writeManifest(outputDir, {
+      recipe,
+      versions: versions(),
+      seed: recipe.seed,
+      data: hashDataFiles(recipe.dataset_path),
+      device: recipe.device,
+      startedAt: new Date(started).toISOString(),
+      durations: { total_s: seconds, training_s: (Date.now() - loopStart) / 1000 },
+      result: { steps: state.globalStep, stopped_by: stoppedBy, best_step: state.bestStep, val: val?.metrics ?? null, test: test?.metrics ?? null },
+    });
+    await events.emit("onEnd", { step: state.globalStep, stoppedBy, bestStep: state.bestStep });
+    const { modules } = tuned;
+    return { recipe, outputDir, steps: state.globalStep, stoppedBy, bestStep: state.bestStep, history, evals, val, test, adapter, modelDir, modules, labels: data.labels, data, model, seconds };
+  } finally {
+    logging.close();
+    await engine.release();
+    await tuned.evalPass.release();
+  }
+}
+
+/** What a recipe trains and the engine that trains it. */
+interface Tuning {
+  lora: boolean;
+  modules: readonly LoraModule[];
+  trainable: readonly TrainableSpec[];
+  engine: StepEngine;
+  /** The eval graph (no dropout) over the same trainable tensors. */
+  evalPass: ForwardPass;
+  /** The adapter as trained so far (for full/freeze runs only the classifier head, if any). */
+  adapter(): Adapter;
+  /** Drops the host copy of the frozen weights, once, after the first step: every session that needs them holds its own. */
+  releaseHostWeights(): Promise<void>;
+}
+
+/** The trainable tensors a recipe asks for (LoRA pairs, whole weights, a classifier head) and the engine over them. */
+function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuning {
   const cls = recipe.stage === "cls";
-  const loraConfig = loraConfigOf(recipe, cls ? data.labels!.length : null);
+  const numLabels = cls ? data.labels!.length : 0;
+  const loraConfig = loraConfigOf(recipe, cls ? numLabels : null);
   const lora = recipe.finetuning_type === "lora";
   const modules = lora ? loraModules(model.config, loraConfig) : [];
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
   const trainable = lora ? loraTrainables(modules, recipe.seed, from) : weightTrainables(model, recipe);
-  if (cls) trainable.push(scoreTrainable(model, data.labels!.length, recipe.seed, from));
+  if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
   const ctx = { config: model.config, weights: model.weights.as(recipe.fp16 ? "float16" : "float32"), lora: modules, loraDropout: recipe.lora_dropout };
   const forwardOf = cls ? classificationForward : causalLMForward;
   const engine = StepEngine.create({
@@ -96,252 +223,41 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     device: recipe.device,
   });
   const evalPass = new ForwardPass(forwardOf({ ...ctx, loraDropout: 0 }), trainable, { device: recipe.device });
-  const adapterNow = () => adapterFrom(engine, modules, loraConfig, cls ? data.labels!.length : 0, model.config.hiddenSize);
-  const checkpointAdapter = () => (lora ? adapterNow() : null);
-
-  const batchSize = recipe.per_device_train_batch_size;
-  const accumulation = recipe.gradient_accumulation_steps;
-  const batchesPerEpoch = Math.ceil(data.train.length / batchSize);
-  const stepsPerEpoch = Math.max(1, Math.floor(batchesPerEpoch / accumulation));
-  const maxSteps = recipe.max_steps > 0 ? recipe.max_steps : Math.ceil(recipe.num_train_epochs * stepsPerEpoch);
-  const numEpochs = Math.ceil((maxSteps * accumulation) / batchesPerEpoch);
-  const schedule = {
-    type: recipe.lr_scheduler_type,
-    learningRate: recipe.learning_rate,
-    warmupSteps: resolveWarmup(recipe.warmup_steps, recipe.warmup_ratio, maxSteps),
-    totalSteps: maxSteps,
+  let released = false;
+  return {
+    lora,
+    modules,
+    trainable,
+    engine,
+    evalPass,
+    adapter: () => adapterFrom(engine, modules, loraConfig, numLabels, model.config.hiddenSize),
+    async releaseHostWeights() {
+      if (released) return;
+      if (data.val.length > 0 || data.test.length > 0) await evalPass.prepare();
+      model.weights.clear();
+      released = true;
+    },
   };
+}
+
+/** Creates output_dir and writes the recipe the run follows there. */
+function prepareOutputDir(recipe: Recipe): string {
   const outputDir = path.resolve(recipe.output_dir);
   fs.mkdirSync(outputDir, { recursive: true });
   fs.writeFileSync(path.join(outputDir, "recipe.yaml"), recipeToYaml(recipe));
+  return outputDir;
+}
 
-  let state: TrainerState = { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: recipe.fp16 ? INITIAL_LOSS_SCALE : 1, logHistory: [] };
-  const resumeDir = resumeCheckpoint(recipe, outputDir);
-  if (resumeDir) {
-    const loaded = loadCheckpoint(resumeDir);
-    engine.restore(loaded.engine);
-    state = loaded.state;
-  }
-  removeStaleCheckpointTemps(outputDir);
-  const logger = new RunLogger(outputDir, { echo: options.echo });
-  if (resumeDir) logger.message(`resumed from ${resumeDir} at step ${state.globalStep}`);
-
-  const epochBatches = new Map<number, Batch[]>();
-  const microBatch = (k: number): Batch => {
-    const epoch = Math.floor(k / batchesPerEpoch);
-    let list = epochBatches.get(epoch);
-    if (!list) {
-      epochBatches.clear();
-      list = makeBatches(data.train, { batchSize, padTokenId: model.tokenizer.padTokenId, seed: recipe.seed + epoch, padToMultipleOf: 8 });
-      epochBatches.set(epoch, list);
-    }
-    return list[k % batchesPerEpoch];
+/** The diagnostic of a step whose loss or gradients were not finite, with no retry asked for. */
+function nonFiniteLoss(step: number, loss: number): Diagnostic {
+  return {
+    kind: "non_finite_loss",
+    step,
+    message: `loss or gradients became ${Number.isNaN(loss) ? "NaN" : "infinite"} at step ${step}; the update was not applied and the last good checkpoint is kept`,
+    suggestion: "lower learning_rate, keep max_grad_norm: 1.0, check the data for empty or extreme rows",
   };
-  const stepFeeds = (step: number): { feeds: Feeds[]; tokens: number } => {
-    const feeds: Feeds[] = [];
-    let tokens = 0;
-    for (let j = 0; j < accumulation; j++) {
-      const batch = microBatch(step * accumulation + j);
-      tokens += batch.numTokens;
-      const f = batchFeeds(batch);
-      if (recipe.lora_dropout > 0) f.dropout_seed = { dtype: "int64", shape: [], data: BigInt64Array.of(BigInt(dropoutSeed(recipe.seed, step, j))) };
-      feeds.push(f);
-    }
-    return { feeds, tokens };
-  };
-  const evaluate = (examples: readonly TokenizedExample[]) =>
-    evaluateExamples(evalPass, engine.values(), examples, recipe.per_device_eval_batch_size, model.tokenizer.padTokenId);
-
-  const interrupt = new AbortController();
-  const onSigint = () => interrupt.abort();
-  if (options.handleSigint ?? true) process.once("SIGINT", onSigint);
-  const stopRequested = () => interrupt.signal.aborted || !!options.signal?.aborted;
-
-  const history: TrainResult["history"] = [];
-  const evals: EvalEvent[] = [];
-  const watcher = new DiagnosticsWatcher();
-  let best: EngineState | null = null;
-  let stoppedBy: StopReason = "max_steps";
-  let trainLossSinceEval: number[] = [];
-  let lastEvalStep = -1;
-  let goodSteps = 0;
-  let weightsReleased = false;
-  let val: Evaluation | null = null;
-  const diagnose = async (d: Diagnostic | null) => {
-    if (!d) return;
-    logger.diagnostic({ ...d, step: d.step, epoch: Math.max(1, Math.ceil(state.epoch)), numEpochs });
-    await emit(subscribers, "onDiagnostic", d);
-  };
-  let savedStep = -1;
-  const checkpoint = async () => {
-    const dir = saveCheckpoint(outputDir, checkpointAdapter(), engine.snapshot(), state);
-    savedStep = state.globalStep;
-    pruneCheckpoints(outputDir, Math.max(1, recipe.save_total_limit), state.bestStep !== null ? path.join(outputDir, `checkpoint-${state.bestStep}`) : undefined);
-    await emit(subscribers, "onCheckpoint", { step: state.globalStep, dir });
-  };
-  const runEval = async (): Promise<boolean> => {
-    val = await evaluate(data.val);
-    lastEvalStep = state.globalStep;
-    const event: EvalEvent = { step: state.globalStep, epoch: state.epoch, loss: val.loss, metrics: val.metrics };
-    evals.push(event);
-    logger.eval({ step: state.globalStep, epoch: Math.max(1, Math.ceil(state.epoch)), numEpochs, metrics: val.metrics });
-    await emit(subscribers, "onEval", event);
-    const meanTrain = trainLossSinceEval.reduce((a, b) => a + b, 0) / Math.max(1, trainLossSinceEval.length);
-    trainLossSinceEval = [];
-    await diagnose(watcher.onEval(state.globalStep, val.loss, meanTrain));
-    if (state.bestMetric === null || val.loss < state.bestMetric) {
-      state.bestMetric = val.loss;
-      state.bestStep = state.globalStep;
-      state.patienceUsed = 0;
-      best = engine.snapshot();
-      return false;
-    }
-    state.patienceUsed++;
-    return recipe.early_stopping_steps > 0 && state.patienceUsed >= recipe.early_stopping_steps;
-  };
-
-  await emit(subscribers, "onStart", { maxSteps, numEpochs, trainExamples: data.train.length, valExamples: data.val.length, outputDir });
-  const loopStart = Date.now();
-  try {
-    while (state.globalStep < maxSteps) {
-      if (stopRequested()) {
-        stoppedBy = "interrupted";
-        break;
-      }
-      const stepStart = Date.now();
-      const { feeds, tokens } = stepFeeds(state.globalStep);
-      const lr = learningRateAt(schedule, state.globalStep);
-      const result = await engine.train(feeds, lr, state.lossScale);
-      if (!result.applied && recipe.fp16 && Number.isFinite(result.loss) && state.lossScale > 1) {
-        // float16 gradients overflowed: halve the loss scale and retry the step (torch's GradScaler does the same).
-        state.lossScale /= 2;
-        goodSteps = 0;
-        logger.message(`float16 gradients overflowed at step ${state.globalStep + 1}; loss scale lowered to ${state.lossScale}`);
-        continue;
-      }
-      if (!result.applied) {
-        stoppedBy = "non_finite_loss";
-        await diagnose({
-          kind: "non_finite_loss",
-          step: state.globalStep + 1,
-          message: `loss or gradients became ${Number.isNaN(result.loss) ? "NaN" : "infinite"} at step ${state.globalStep + 1}; the update was not applied and the last good checkpoint is kept`,
-          suggestion: "lower learning_rate, keep max_grad_norm: 1.0, check the data for empty or extreme rows",
-        });
-        break;
-      }
-      if (!weightsReleased) {
-        // Every session that needs the frozen weights exists now and holds its own copy: drop the host copy.
-        if (data.val.length > 0 || data.test.length > 0) await evalPass.prepare();
-        model.weights.clear();
-        weightsReleased = true;
-      }
-      state.globalStep = engine.step;
-      if (recipe.fp16 && ++goodSteps % LOSS_SCALE_GROWTH_INTERVAL === 0) state.lossScale *= 2;
-      state.epoch = (state.globalStep * accumulation) / batchesPerEpoch;
-      const seconds = (Date.now() - stepStart) / 1000;
-      history.push({ step: state.globalStep, loss: result.loss, learningRate: lr });
-      trainLossSinceEval.push(result.loss);
-      const epochNo = Math.min(numEpochs, Math.floor(((state.globalStep - 1) * accumulation) / batchesPerEpoch) + 1);
-      if (state.globalStep % recipe.logging_steps === 0 || state.globalStep === 1 || state.globalStep === maxSteps) {
-        logger.step({ step: state.globalStep, epoch: epochNo, numEpochs, loss: result.loss, lr, gradNorm: result.gradNorm, updateNorm: result.updateNorm, tokensPerSec: tokens / seconds });
-        state.logHistory.push({ step: state.globalStep, loss: result.loss, learning_rate: lr });
-      }
-      await emit(subscribers, "onStep", {
-        step: state.globalStep,
-        maxSteps,
-        epoch: state.epoch,
-        numEpochs,
-        loss: result.loss,
-        learningRate: lr,
-        gradNorm: result.gradNorm,
-        updateNorm: result.updateNorm,
-        tokensPerSecond: tokens / seconds,
-        elapsedSeconds: (Date.now() - loopStart) / 1000,
-      });
-      await diagnose(watcher.onStep(state.globalStep, result.updateNorm));
-      if (recipe.eval_steps > 0 && data.val.length > 0 && state.globalStep % recipe.eval_steps === 0 && (await runEval())) {
-        stoppedBy = "early_stopping";
-        await diagnose({
-          kind: "early_stopping",
-          step: state.globalStep,
-          message: `validation loss did not improve for ${recipe.early_stopping_steps} evaluations; keeping the best adapter (step ${state.bestStep})`,
-          suggestion: "this is early stopping working as asked; raise early_stopping_steps to train longer",
-        });
-        break;
-      }
-      if (recipe.save_steps > 0 && state.globalStep % recipe.save_steps === 0) await checkpoint();
-    }
-    if (stoppedBy !== "non_finite_loss" && savedStep !== state.globalStep) await checkpoint();
-    if (stoppedBy === "interrupted") logger.message(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
-    if (data.val.length > 0 && lastEvalStep !== state.globalStep && stoppedBy !== "non_finite_loss") await runEval();
-    if (best && recipe.early_stopping_steps > 0 && state.bestStep !== state.globalStep) {
-      engine.restore(best);
-      val = await evaluate(data.val);
-      logger.message(`restored the best adapter from step ${state.bestStep} (val loss ${(val as Evaluation).loss.toFixed(4)})`);
-    }
-    const adapter = adapterNow();
-    let modelDir: string | null = null;
-    if (lora) saveAdapter(outputDir, adapter);
-    else modelDir = saveTrainedModel(model, engine, trainable, adapter, path.join(outputDir, "model"));
-    if (data.labels) writeJsonAtomic(path.join(outputDir, "labels.json"), { id2label: Object.fromEntries(data.labels.map((l, i) => [i, l])) });
-    const test = data.test.length > 0 ? await evaluate(data.test) : null;
-    if (test) logger.eval({ step: state.globalStep, epoch: Math.max(1, Math.ceil(state.epoch)), numEpochs, split: "test", metrics: test.metrics });
-    const seconds = (Date.now() - started) / 1000;
-    writeManifest(outputDir, {
-      recipe,
-      versions: versions(),
-      seed: recipe.seed,
-      data: hashDataFiles(recipe.dataset_path),
-      device: recipe.device,
-      startedAt: new Date(started).toISOString(),
-      durations: { total_s: seconds, training_s: (Date.now() - loopStart) / 1000 },
-      result: { steps: state.globalStep, stopped_by: stoppedBy, best_step: state.bestStep, val: val ? (val as Evaluation).metrics : null, test: test?.metrics ?? null },
-    });
-    await emit(subscribers, "onEnd", { step: state.globalStep, stoppedBy, bestStep: state.bestStep });
-    return {
-      recipe,
-      outputDir,
-      steps: state.globalStep,
-      stoppedBy,
-      bestStep: state.bestStep,
-      history,
-      evals,
-      val,
-      test,
-      adapter,
-      modelDir,
-      modules,
-      labels: data.labels,
-      data,
-      model,
-      seconds,
-    };
-  } finally {
-    process.removeListener("SIGINT", onSigint);
-    logger.close();
-    await engine.release();
-    await evalPass.release();
-  }
 }
 
 function isSplit(d: TrainOptions["data"]): d is SplitDatasets<Row> {
   return !!d && "train" in d && "val" in d;
 }
-
-/** The checkpoint to resume from, if the recipe asks for one. */
-function resumeCheckpoint(recipe: Recipe, outputDir: string): string | null {
-  const r = recipe.resume_from_checkpoint;
-  if (!r) return null;
-  if (r === true) {
-    const all = listCheckpoints(outputDir);
-    if (all.length === 0) throw new Error(`resume_from_checkpoint: true, but ${outputDir} has no checkpoint-* folder`);
-    return all[all.length - 1].dir;
-  }
-  return path.resolve(r);
-}
-
-/** A seed for one micro-batch's dropout masks that depends only on the run seed and the position in the run. */
-function dropoutSeed(seed: number, step: number, micro: number): number {
-  return (Math.imul(seed + 1, 1000003) + Math.imul(step, 131) + micro) >>> 1;
-}
-

@@ -30,7 +30,7 @@ async function losses(device: "cpu" | "webgpu", fp16: boolean, steps: number): P
     device,
     fp16,
   });
-  return (await train(recipe, { handleSigint: false })).history.map((h) => h.loss);
+  return (await train(recipe)).history.map((h) => h.loss);
 }
 
 test("fp16 compute with float32 master tensors and loss scaling follows the float32 run (cpu)", async () => {
@@ -61,7 +61,6 @@ test("fp16 overflow lowers the loss scale and retries the step instead of stoppi
   const out = path.join(tmp, "overflow");
   const result = await train(
     resolveRecipe({ model_name_or_path: big, dataset_path: path.join(root, "data/arithmetic.txt"), output_dir: out, stage: "pt", learning_rate: 1e-3, warmup_steps: 0, max_steps: 4, per_device_train_batch_size: 8, save_steps: 0, lora_rank: 8, fp16: true }),
-    { handleSigint: false },
   );
   assert.equal(result.stoppedBy, "max_steps");
   assert.deepEqual(result.history.map((h) => h.step), [1, 2, 3, 4]);

@@ -122,7 +122,6 @@ test("a one-block Llama transformer learns a sequence task to low loss through t
         per_device_train_batch_size: 16,
         save_steps: 0,
       }),
-      { handleSigint: false },
     );
     const first = result.history[0].loss;
     const last = result.history.at(-1)!.loss;

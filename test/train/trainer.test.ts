@@ -55,7 +55,7 @@ test("classification on the bundled tickets: validation F1 rises well above chan
     save_steps: 60,
     cutoff_len: 256,
   });
-  const result = await train(recipe, { handleSigint: false });
+  const result = await train(recipe);
   const first = result.evals[0].metrics.f1_macro;
   const last = result.val!.metrics.f1_macro;
   assert.ok(last > 0.7, `val f1_macro ${last}`);
@@ -82,23 +82,23 @@ test("classification on the bundled tickets: validation F1 rises well above chan
 });
 
 test("a fixed seed gives identical runs (LoRA dropout on, evaluated on a val split without dropout)", async () => {
-  const a = await train(ptRecipe("seed-a", { val_size: 0.1, eval_steps: 6 }), { handleSigint: false });
-  const b = await train(ptRecipe("seed-b", { val_size: 0.1, eval_steps: 6 }), { handleSigint: false });
+  const a = await train(ptRecipe("seed-a", { val_size: 0.1, eval_steps: 6 }));
+  const b = await train(ptRecipe("seed-b", { val_size: 0.1, eval_steps: 6 }));
   assert.deepEqual(b.evals.map((e) => e.loss), a.evals.map((e) => e.loss));
   assert.equal(a.evals.length, 2);
   assert.deepEqual(b.history.map((h) => h.loss), a.history.map((h) => h.loss));
-  const c = await train(ptRecipe("seed-c", { seed: 7, val_size: 0.1, eval_steps: 6 }), { handleSigint: false });
+  const c = await train(ptRecipe("seed-c", { seed: 7, val_size: 0.1, eval_steps: 6 }));
   assert.notDeepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss));
 });
 
 test("resuming from a checkpoint gives the same losses as a run that never stopped", async () => {
-  const whole = await train(ptRecipe("whole"), { handleSigint: false });
+  const whole = await train(ptRecipe("whole"));
   const stop = new AbortController();
-  const first = await train(ptRecipe("resumed"), { handleSigint: false, signal: stop.signal, callbacks: [{ onStep: (e) => (e.step === 5 ? stop.abort() : undefined) }] });
+  const first = await train(ptRecipe("resumed"), { signal: stop.signal, callbacks: [{ onStep: (e) => (e.step === 5 ? stop.abort() : undefined) }] });
   assert.equal(first.stoppedBy, "interrupted");
   assert.equal(first.steps, 5);
   assert.deepEqual(listCheckpoints(first.outputDir).map((c) => c.step), [5]);
-  const second = await train(ptRecipe("resumed", { resume_from_checkpoint: true }), { handleSigint: false });
+  const second = await train(ptRecipe("resumed", { resume_from_checkpoint: true }));
   assert.equal(second.steps, 12);
   assert.deepEqual(second.history.map((h) => h.step), [6, 7, 8, 9, 10, 11, 12]);
   assert.deepEqual(second.history.map((h) => h.loss), whole.history.slice(5).map((h) => h.loss));
@@ -108,7 +108,6 @@ test("resuming from a checkpoint gives the same losses as a run that never stopp
 test("a non-finite loss stops the run, keeps the last good checkpoint and says why", async () => {
   const diagnostics: string[] = [];
   const result = await train(ptRecipe("nan", { optim: "sgd", learning_rate: 1e30, max_grad_norm: 0, warmup_steps: 0, lr_scheduler_type: "constant", save_steps: 1, lora_dropout: 0 }), {
-    handleSigint: false,
     callbacks: [{ onDiagnostic: (d) => void diagnostics.push(d.kind) }],
   });
   assert.equal(result.stoppedBy, "non_finite_loss");
@@ -125,7 +124,9 @@ test("a non-finite loss stops the run, keeps the last good checkpoint and says w
 
 test("early stopping stops after `patience` evaluations without improvement and keeps the best adapter", async () => {
   // A learning rate this small leaves the validation loss where it is, so no evaluation after the first improves.
-  const result = await train(ptRecipe("early", { learning_rate: 1e-30, val_size: 0.2, eval_steps: 2, early_stopping_steps: 2, lora_dropout: 0 }), { handleSigint: false });
+  const sigintListeners = process.listenerCount("SIGINT");
+  const onStart = () => assert.equal(process.listenerCount("SIGINT"), sigintListeners, "train() leaves SIGINT to its caller");
+  const result = await train(ptRecipe("early", { learning_rate: 1e-30, val_size: 0.2, eval_steps: 2, early_stopping_steps: 2, lora_dropout: 0 }), { callbacks: [{ onStart }] });
   assert.equal(result.stoppedBy, "early_stopping");
   assert.equal(result.steps, 6);
   assert.equal(result.bestStep, 2);
@@ -134,13 +135,13 @@ test("early stopping stops after `patience` evaluations without improvement and 
 
 test("data that does not fit the stage is refused naming the file and line", async () => {
   await assert.rejects(
-    train(resolveRecipe({ model_name_or_path: byteModel, dataset_path: path.join(root, "data/support_tickets.jsonl"), output_dir: path.join(tmp, "bad"), stage: "pt" }), { handleSigint: false }),
+    train(resolveRecipe({ model_name_or_path: byteModel, dataset_path: path.join(root, "data/support_tickets.jsonl"), output_dir: path.join(tmp, "bad"), stage: "pt" })),
     /support_tickets\.jsonl:1: stage pt needs pretrain rows, this one is classification/,
   );
   const broken = path.join(tmp, "broken.jsonl");
   fs.writeFileSync(broken, '{"text": "fine"}\n{"text": "not closed\n');
   await assert.rejects(
-    train(resolveRecipe({ model_name_or_path: byteModel, dataset_path: broken, output_dir: path.join(tmp, "bad2"), stage: "pt" }), { handleSigint: false }),
+    train(resolveRecipe({ model_name_or_path: byteModel, dataset_path: broken, output_dir: path.join(tmp, "bad2"), stage: "pt" })),
     /broken\.jsonl.*(line 2|:2)/,
   );
 });
@@ -163,7 +164,6 @@ test("SFT on chat data: the loss falls, and only assistant tokens (plus EOS) are
       save_steps: 0,
       lora_rank: 8,
     }),
-    { handleSigint: false },
   );
   const early = result.history.slice(0, 5).reduce((a, h) => a + h.loss, 0) / 5;
   const late = result.history.slice(-5).reduce((a, h) => a + h.loss, 0) / 5;
@@ -194,7 +194,7 @@ test("DeepSeek-R1's template: the trained reply follows the prompt's open <think
 
 test("full and freeze fine-tuning train the model's own weights and write a model folder that reloads", async () => {
   for (const finetuning_type of ["full", "freeze"] as const) {
-    const result = await train(ptRecipe(finetuning_type, { finetuning_type, freeze_trainable_layers: 1, lora_dropout: 0, learning_rate: 1e-3 }), { handleSigint: false });
+    const result = await train(ptRecipe(finetuning_type, { finetuning_type, freeze_trainable_layers: 1, lora_dropout: 0, learning_rate: 1e-3 }));
     assert.ok(result.history.at(-1)!.loss < result.history[0].loss, `${finetuning_type}: loss did not fall`);
     const trained = openModel(result.modelDir!);
     const base = openModel(byteModel);

@@ -8,6 +8,7 @@ import { parseFlags, type CliCommand } from "../command";
 import { createTinyModel } from "../../io/tiny";
 import { ds } from "../../plan/data";
 import { Model } from "../../plan/model";
+import { ctrlCStopsTraining } from "../interrupt";
 
 const USAGE = "usage: tunelab demo [--out DIR (default runs/demo)] [--steps N (default 150)]";
 
@@ -34,6 +35,7 @@ export const command: CliCommand = {
     }
     const base = await Model.open(modelDir);
     console.log(`fine-tuning on ${path.relative(process.cwd(), DEMO_DATA)} (classification, ${steps} steps, LoRA rank 16)`);
+    const interrupt = ctrlCStopsTraining();
     const run = await ds
       .load(DEMO_DATA)
       .split({ val: 0.1, test: 0.1, seed: 42 })
@@ -49,9 +51,12 @@ export const command: CliCommand = {
         saveSteps: 50,
         cutoffLen: 256,
         outputDir: path.join(out, "run"),
-        callbacks: [{ onStep: (e) => (e.step % 25 === 0 || e.step === 1 ? console.log(`step ${String(e.step).padStart(4)}  loss ${e.loss.toFixed(4)}  lr ${e.learningRate.toExponential(1)}`) : undefined) }],
+        callbacks: [interrupt.callbacks, { onStep: (e) => (e.step % 25 === 0 || e.step === 1 ? console.log(`step ${String(e.step).padStart(4)}  loss ${e.loss.toFixed(4)}  lr ${e.learningRate.toExponential(1)}`) : undefined) }],
         live: process.stderr.isTTY,
-      });
+        signal: interrupt.signal,
+        handleSigint: false,
+      })
+      .finally(() => interrupt.dispose());
     const report = await run.evaluate({ split: "test" });
     console.log("\n" + report.toString());
     console.log(`\nadapter (PEFT format), logs and TensorBoard events: ${run.outputDir}`);

@@ -1,9 +1,9 @@
 /** `tunelab train RECIPE.yaml [--key value ...]`: runs a recipe (LLaMA-Factory option names), as fit() does. */
 import { parseFlags, type CliCommand } from "../command";
-import type { TrainerCallbacks } from "../../train/callbacks";
 import { readRecipe, resolveRecipe, type RecipeInput } from "../../train/recipe";
 import { train } from "../../train/trainer";
 import { liveProgress } from "../../plan/lora";
+import { ctrlCStopsTraining } from "../interrupt";
 
 const USAGE = "usage: tunelab train RECIPE.yaml [--option value ...]   (options override the recipe, e.g. --max_steps 100)";
 
@@ -23,33 +23,6 @@ function overrides(flags: ReturnType<typeof parseFlags>): Record<string, unknown
   return out;
 }
 
-/**
- * Ctrl-C while training. The trainer's own SIGINT listener stops the run at the next step boundary with a checkpoint;
- * this one, listening from the start of training to the end, says so and makes a second Ctrl-C quit at once (killed
- * by SIGINT, or status 130). Because a listener stays installed, a SIGINT never hits Node's default action in the
- * middle of a synchronous checkpoint write: a second Ctrl-C takes effect only after the write, so it never leaves a
- * temporary folder or loses that checkpoint. Before training starts, Ctrl-C quits at once as usual.
- */
-function interruptNotice(): { callbacks: TrainerCallbacks; dispose(): void } {
-  let interrupts = 0;
-  const onSigint = () => {
-    if (++interrupts === 1) {
-      process.stderr.write("\ninterrupted: stopping at the next step boundary and writing a checkpoint (Ctrl-C again quits now)\n");
-      return;
-    }
-    process.stderr.write("\ninterrupted again: quitting; the last checkpoint written is kept\n");
-    process.removeListener("SIGINT", onSigint);
-    // Die of SIGINT as the shell expects (so a script loop stops too) when nothing else listens; else exit 130.
-    if (process.listenerCount("SIGINT") === 0) process.kill(process.pid, "SIGINT");
-    process.exit(130);
-  };
-  return {
-    // The trainer emits onStart after it has started listening for SIGINT itself.
-    callbacks: { onStart: () => void process.on("SIGINT", onSigint) },
-    dispose: () => void process.removeListener("SIGINT", onSigint),
-  };
-}
-
 export const command: CliCommand = {
   name: "train",
   summary: "fine-tune with LoRA from a YAML recipe (LLaMA-Factory option names)",
@@ -61,11 +34,11 @@ export const command: CliCommand = {
     }
     const file = flags._[0];
     const recipe = resolveRecipe({ ...readRecipe(file), ...overrides(flags) } as RecipeInput, file);
-    const interrupt = interruptNotice();
+    const interrupt = ctrlCStopsTraining();
     const callbacks = [interrupt.callbacks, ...(process.stderr.isTTY ? [liveProgress()] : [])];
     let result: Awaited<ReturnType<typeof train>>;
     try {
-      result = await train(recipe, { echo: (line) => process.stderr.write(line + "\n"), callbacks });
+      result = await train(recipe, { echo: (line) => process.stderr.write(line + "\n"), callbacks, signal: interrupt.signal });
     } finally {
       interrupt.dispose();
     }

@@ -1,0 +1,44 @@
+/** Early stopping on the validation loss, keeping the best adapter (transformers' EarlyStoppingCallback with load_best_model_at_end). */
+import type { EvalEvent, TrainerCallbacks, TrainerControl } from "./callbacks";
+import type { TrainerState } from "./checkpoint";
+import type { EngineState, StepEngine } from "./engine";
+
+/**
+ * Tracks the best validation loss in the trainer state (bestMetric, bestStep, patienceUsed) and asks the loop to stop
+ * after `patience` evaluations in a row without improvement (0: never). Keeps the best tensors to restore at the end.
+ */
+export class EarlyStopping implements TrainerCallbacks {
+  private best: EngineState | null = null;
+
+  constructor(
+    private readonly state: TrainerState,
+    private readonly engine: Pick<StepEngine, "snapshot" | "restore">,
+    private readonly patience: number,
+  ) {}
+
+  onEval(event: EvalEvent, control: TrainerControl): void {
+    const { state } = this;
+    if (state.bestMetric === null || event.loss < state.bestMetric) {
+      state.bestMetric = event.loss;
+      state.bestStep = event.step;
+      state.patienceUsed = 0;
+      if (this.patience > 0) this.best = this.engine.snapshot();
+      return;
+    }
+    state.patienceUsed++;
+    if (this.patience === 0 || state.patienceUsed < this.patience) return;
+    control.stop("early_stopping", {
+      kind: "early_stopping",
+      step: event.step,
+      message: `validation loss did not improve for ${this.patience} evaluations; keeping the best adapter (step ${state.bestStep})`,
+      suggestion: "this is early stopping working as asked; raise early_stopping_steps to train longer",
+    });
+  }
+
+  /** Puts the best tensors back when they are not the last step's; says whether it did. */
+  restoreBest(): boolean {
+    if (!this.best || this.state.bestStep === this.state.globalStep) return false;
+    this.engine.restore(this.best);
+    return true;
+  }
+}
