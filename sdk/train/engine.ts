@@ -148,11 +148,6 @@ export class StepEngine {
     return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm: applied ? num(out[names.updateNorm]) : 0, count, applied };
   }
 
-  /** Creates the eval session now (so that the model's host copy of the weights can be dropped afterwards). */
-  async prepareEval(): Promise<void> {
-    await this.session("eval");
-  }
-
   /** Runs the eval graph on one batch with the current tensors. */
   async evaluate(batch: Feeds): Promise<{ lossSum: number; count: number; outputs: Record<string, HostTensor> }> {
     const out = await (await this.session("eval")).run({ ...batch, ...this.paramFeeds() });

@@ -165,7 +165,6 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   let trainLossSinceEval: number[] = [];
   let lastEvalStep = -1;
   let goodSteps = 0;
-  let weightsReleased = false;
   let val: Evaluation | null = null;
   const diagnose = async (d: Diagnostic | null) => {
     if (!d) return;
@@ -228,12 +227,6 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
           suggestion: "lower learning_rate, keep max_grad_norm: 1.0, check the data for empty or extreme rows",
         });
         break;
-      }
-      if (!weightsReleased) {
-        // Every session that needs the frozen weights exists now and holds its own copy: drop the host copy.
-        if (data.val.length > 0 || data.test.length > 0) await engine.prepareEval();
-        model.weights.clear();
-        weightsReleased = true;
       }
       state.globalStep = engine.step;
       if (recipe.fp16 && ++goodSteps % LOSS_SCALE_GROWTH_INTERVAL === 0) state.lossScale *= 2;
