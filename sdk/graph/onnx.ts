@@ -66,7 +66,7 @@ export function writeOnnxWithExternalData(graph: Graph, file: string, minBytes =
   } finally {
     fs.closeSync(fd);
   }
-  fs.writeFileSync(file, toOnnx(graph, { ...options, replace: external }));
+  fs.writeFileSync(file, toOnnx(graph, { ...options, replace: new Map([...(options.replace ?? []), ...external]) }));
 }
 
 function writeGraph(w: ProtoWriter, graph: Graph, replace?: ReadonlyMap<Value, TensorData>): void {

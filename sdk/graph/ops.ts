@@ -230,9 +230,30 @@ export class Builder {
     return this.graph.addNode("MatMul", [a, b], [{ dtype: a.dtype, shape }])[0];
   }
 
-  /** x @ w^T (+ bias) for a weight stored as [out, in], the Hugging Face / PyTorch Linear layout. */
-  linear(x: Value, weightT: Value, bias: Value | null = null): Value {
-    const y = this.matmul(x, weightT);
+  /** ONNX Gemm on matrices: op(a) @ op(b), where op transposes when asked (no transposed copy is made). */
+  gemm(a: Value, b: Value, opts: { transA?: boolean; transB?: boolean } = {}): Value {
+    if (a.rank !== 2 || b.rank !== 2) throw new Error(`Gemm: inputs must be matrices (${a} , ${b})`);
+    const [m, k1] = opts.transA ? [a.shape[1], a.shape[0]] : a.shape;
+    const [k2, n] = opts.transB ? [b.shape[1], b.shape[0]] : b.shape;
+    if (k1 !== k2 && typeof k1 === "number" && typeof k2 === "number") throw new Error(`Gemm: inner dims differ (${a} , ${b})`);
+    const attrs = { transA: int(opts.transA ? 1 : 0), transB: int(opts.transB ? 1 : 0) };
+    return this.graph.addNode("Gemm", [a, b], [{ dtype: a.dtype, shape: [m, n] }], attrs)[0];
+  }
+
+  /**
+   * x @ w^T (+ bias) for a weight stored as [out, in], the Hugging Face / PyTorch Linear layout, as one Gemm with
+   * transB over the flattened leading axes: the weight is used in place, forward and backward.
+   */
+  linear(x: Value, weight: Value, bias: Value | null = null): Value {
+    const [out, inFeatures] = weight.shape;
+    if (weight.rank !== 2 || typeof out !== "number" || typeof inFeatures !== "number") throw new Error(`linear: weight must be a static matrix, got ${weight}`);
+    let y: Value;
+    if (x.rank === 2) y = this.gemm(x, weight, { transB: true });
+    else {
+      const flat = this.gemm(this.reshape(x, [-1, inFeatures]), weight, { transB: true });
+      const shape = this.concat([this.slice(this.shapeOf(x), [0], [-1], [0]), this.int64s([out])], 0);
+      y = this.reshapeTo(flat, shape, [...x.shape.slice(0, -1), out]);
+    }
     return bias ? this.add(y, bias) : y;
   }
 

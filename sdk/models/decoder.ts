@@ -145,8 +145,7 @@ function decoderLayers(
   let salt = 0;
   const linear = (h: Value, layer: number, module: LinearModule, hasBias: boolean) => {
     const path = linearModulePath(layer, module);
-    let y = b.matmul(h, weights.constant(b, `${path}.weight`, true));
-    if (hasBias) y = b.add(y, weights.constant(b, `${path}.bias`));
+    let y = b.linear(h, weights.constant(b, `${path}.weight`), hasBias ? weights.constant(b, `${path}.bias`) : null);
     const m = lora?.modules.get(path);
     if (m && lora) {
       const n = loraNames(path);
@@ -241,5 +240,5 @@ function attention(b: Builder, config: ModelConfig, t: AttentionInputs): Attenti
 /** Logits [batch, seq, vocab] from final hidden states (lm_head, or the embedding when tied). */
 export function lmHead(b: Builder, config: ModelConfig, weights: WeightSource, hidden: Value): Value {
   const name = config.tieWordEmbeddings || !weights.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
-  return b.matmul(hidden, weights.constant(b, name, true));
+  return b.linear(hidden, weights.constant(b, name));
 }

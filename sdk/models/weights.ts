@@ -1,8 +1,8 @@
-/** The frozen base weights: read once from safetensors as float32, linears pre-transposed to [in, out]. */
+/** Where decoder graphs take model weights from: the checkpoint's frozen weights, or trainable inputs replacing some. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
-import { float32ToF16Bits } from "../util/float16";
 import { toFloat32, TensorSource } from "../io/safetensors";
+import { weightFile, type WeightFile } from "../io/weight-cache";
 
 /** The element type a graph computes in: float32, or float16 (GPU providers; trainable tensors stay float32). */
 export type ComputeDtype = "float32" | "float16";
@@ -17,8 +17,8 @@ export interface HostWeight {
 export interface WeightSource {
   readonly dtype: ComputeDtype;
   has(name: string): boolean;
-  /** The weight `name` as a graph value in `dtype` (linears transposed to [in, out] when asked). */
-  constant(b: Builder, name: string, transposed?: boolean): Value;
+  /** The weight `name` as a graph value in `dtype`, in the checkpoint's layout (linears [out, in]). */
+  constant(b: Builder, name: string): Value;
 }
 
 /** Base weights with some of them replaced by trainable graph inputs (float32 master copies, cast where used). */
@@ -36,84 +36,49 @@ export class TrainableWeights implements WeightSource {
     return this.trainable.has(name) || this.frozen.has(name);
   }
 
-  constant(b: Builder, name: string, transposed = false): Value {
+  constant(b: Builder, name: string): Value {
     const t = this.trainable.get(name);
-    if (!t) return this.frozen.constant(b, name, transposed);
-    return b.cast(transposed ? b.transpose(t, [1, 0]) : t, this.dtype);
+    return t ? b.cast(t, this.dtype) : this.frozen.constant(b, name);
   }
 }
 
-/** Reads base-model tensors on demand and keeps the float32 copies every graph of this model shares. */
+/**
+ * The checkpoint's frozen weights. Graphs reference them in a weight file (io/weight-cache.ts) that onnxruntime
+ * memory-maps, so every session shares one copy and JavaScript holds none; `get` reads one tensor for host-side use.
+ */
 export class FrozenWeights implements WeightSource {
-  private readonly cache: Map<string, HostWeight>;
-  private readonly halves: Map<string, Uint16Array>;
+  private file?: WeightFile;
 
-  /** @param dtype what `constant()` emits; views of one model share the float32 copies. */
+  /** @param dtype what `constant()` emits; `as()` gives a view in another dtype. */
   constructor(
     private readonly source: TensorSource,
     readonly dtype: ComputeDtype = "float32",
-    shared?: FrozenWeights,
-  ) {
-    this.cache = shared?.cache ?? new Map();
-    this.halves = shared?.halves ?? new Map();
-  }
+    private readonly cacheDir?: string,
+  ) {}
 
   /** The same weights, emitted in another compute dtype. */
   as(dtype: ComputeDtype): FrozenWeights {
-    return dtype === this.dtype ? this : new FrozenWeights(this.source, dtype, this);
+    return dtype === this.dtype ? this : new FrozenWeights(this.source, dtype, this.cacheDir);
   }
 
   has(name: string): boolean {
     return this.source.has(name);
   }
 
-  /** The tensor as float32 in its file layout. */
+  /** One tensor as float32 in its file layout, read from the checkpoint now (not kept). */
   get(name: string): HostWeight {
-    let w = this.cache.get(name);
-    if (!w) {
-      w = readFloat32(this.source, name);
-      this.cache.set(name, w);
+    const t = this.source.read(name);
+    if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) {
+      throw new Error(`${this.source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
     }
-    return w;
+    return { shape: t.shape, data: Float32Array.from(toFloat32(t)) };
   }
 
-  /** A linear layer's [out, in] weight transposed to [in, out], so graphs compute x @ W^T as a plain MatMul. */
-  transposed(name: string): HostWeight {
-    const key = `${name}^T`;
-    let w = this.cache.get(key);
-    if (!w) {
-      const { shape, data } = this.get(name);
-      if (shape.length !== 2) throw new Error(`${this.source.path}: "${name}" should be a 2-D linear weight, has shape [${shape}]`);
-      const [rows, cols] = shape;
-      const t = new Float32Array(data.length);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = data[r * cols + c];
-      w = { shape: [cols, rows], data: t };
-      this.cache.set(key, w);
-    }
-    return w;
+  /** Adds `name` to a graph as an initializer backed by the weight file (frozen: never an input, never differentiated). */
+  constant(b: Builder, name: string): Value {
+    this.file ??= weightFile(this.source, this.dtype, this.cacheDir);
+    const slice = this.file.tensors.get(name);
+    if (!slice) throw new Error(`${this.source.path}: no tensor "${name}"`);
+    return b.graph.initializer(name, { dtype: this.dtype, shape: slice.shape, external: { location: this.file.file, offset: slice.offset, length: slice.length } });
   }
-
-  /** Adds `name` to a graph as an initializer (frozen: never an input, never differentiated). */
-  constant(b: Builder, name: string, transposed = false): Value {
-    const key = transposed ? `${name}.T` : name;
-    const w = transposed ? this.transposed(name) : this.get(name);
-    if (this.dtype === "float32") return b.graph.initializer(key, { dtype: "float32", shape: w.shape, data: w.data });
-    let half = this.halves.get(key);
-    if (!half) this.halves.set(key, (half = float32ToF16Bits(w.data)));
-    return b.graph.initializer(key, { dtype: "float16", shape: w.shape, data: half });
-  }
-
-  /** Drops the float32 copies (the runtime holds its own once sessions exist). */
-  clear(): void {
-    this.cache.clear();
-    this.halves.clear();
-  }
-}
-
-function readFloat32(source: TensorSource, name: string): HostWeight {
-  const t = source.read(name);
-  if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) {
-    throw new Error(`${source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
-  }
-  return { shape: t.shape, data: toFloat32(t) };
 }

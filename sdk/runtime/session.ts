@@ -41,6 +41,13 @@ export interface SessionOptions {
   threads?: number;
   /** Turn off graph optimisation (for debugging numerics). */
   optimize?: boolean;
+  /** Use constant weights in place instead of keeping a repacked copy per session (for memory-mapped weights). */
+  disablePrepacking?: boolean;
+  /**
+   * Keep onnxruntime's CPU memory arena (default true). Without it, activations go back to the system after each
+   * run instead of staying reserved at their peak: what a big model's sessions want.
+   */
+  memoryArena?: boolean;
 }
 
 /** A compiled graph ready to run on one provider. */
@@ -60,6 +67,8 @@ export class Session {
       logSeverityLevel: 3,
     };
     if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+    if (options.disablePrepacking) sessionOptions.extra = { session: { disable_prepacking: "1" } };
+    if (options.memoryArena === false) sessionOptions.enableCpuMemArena = false;
     try {
       const inner = typeof model === "string"
         ? await ort.InferenceSession.create(model, sessionOptions)

@@ -127,7 +127,6 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
         await events.diagnose(nonFiniteLoss(state.globalStep + 1, result.loss));
         break;
       }
-      await tuned.releaseHostWeights();
       state.globalStep = engine.step;
       state.epoch = epochsDone(plan, state.globalStep);
       const seconds = (Date.now() - stepStart) / 1000;
@@ -198,8 +197,6 @@ interface Tuning {
   evalPass: ForwardPass;
   /** The adapter as trained so far (for full/freeze runs only the classifier head, if any). */
   adapter(): Adapter;
-  /** Drops the host copy of the frozen weights, once, after the first step: every session that needs them holds its own. */
-  releaseHostWeights(): Promise<void>;
 }
 
 /** The trainable tensors a recipe asks for (LoRA pairs, whole weights, a classifier head) and the engine over them. */
@@ -223,7 +220,6 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
     device: recipe.device,
   });
   const evalPass = new ForwardPass(forwardOf({ ...ctx, loraDropout: 0 }), trainable, { device: recipe.device });
-  let released = false;
   return {
     lora,
     modules,
@@ -231,12 +227,6 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
     engine,
     evalPass,
     adapter: () => adapterFrom(engine, modules, loraConfig, numLabels, model.config.hiddenSize),
-    async releaseHostWeights() {
-      if (released) return;
-      if (data.val.length > 0 || data.test.length > 0) await evalPass.prepare();
-      model.weights.clear();
-      released = true;
-    },
   };
 }
 

@@ -42,6 +42,16 @@ test("MatMul linear layer with a symbolic batch [n,3,4] @ [4,5]", () =>
 test("MatMul rank-2 @ rank-3 [3,4] @ [2,4,5] (x gradient summed over the broadcast batch)", () =>
   gc("MatMul", [f64([3, 4]), f64([2, 4, 5])], (b, [x, w]) => b.matmul(x, w)));
 
+// ---- Gemm (linear layers: the weight used in place as [out, in]) ------------------------------------------------
+
+for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+  const a = transA ? [4, 3] : [3, 4];
+  const w = transB ? [5, 4] : [4, 5];
+  test(`Gemm transA=${+transA} transB=${+transB} [${a}] x [${w}]`, () => gc("Gemm", [f64(a), f64(w)], (b, [x, y]) => b.gemm(x, y, { transA, transB })));
+}
+test("Gemm linear layer over a symbolic batch with bias: [n,3,4] x [5,4]^T + [5]", () =>
+  gc("Gemm", [{ shape: [2, 3, 4], declared: ["n", 3, 4] }, f64([5, 4]), f64([5])], (b, [x, w, bias]) => b.linear(x, w, bias)));
+
 // ---- binary element-wise with broadcasting -------------------------------------------------------------------
 
 test("Add [2,3,5] + [5]", () => gc("Add", [f64([2, 3, 5]), f64([5])], (b, [x, y]) => b.add(x, y)));

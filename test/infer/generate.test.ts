@@ -8,8 +8,7 @@ import { BaseModel, openModel } from "../../sdk/models/model";
 import { LoraState, loraModules, loraTrainables, makeLoraConfig } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
 import { compileEval, forwardNames as names } from "../../sdk/models/forward";
-import { toOnnx } from "../../sdk/graph/onnx";
-import { Session } from "../../sdk/runtime/session";
+import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
 import { applyRepetitionPenalty, applyTopK, applyTopP, selectToken } from "../../sdk/infer/sampling";
 import { Generator } from "../../sdk/infer/generate";
@@ -63,8 +62,7 @@ for (const arch of ["llama", "qwen2"] as const) {
     const seq = [...prompt, 7, 200, 33, 65, 101, 9];
     // The training graph: causal-LM eval with LoRA tensors fed as parameters, logits for all positions.
     const trainable = [...lora.tensors].map(([name, data]) => ({ name, shape: shapeOf(lora, name), init: data }));
-    const bytes = toOnnx(compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: lora.modules, loraDropout: 0 }, { logits: true }), trainable));
-    const session = await Session.create(bytes);
+    const session = await sessionForGraph(compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: lora.modules, loraDropout: 0 }, { logits: true }), trainable));
     const int64 = (row: number[]) => ({ dtype: "int64" as const, shape: [1, row.length], data: BigInt64Array.from(row.map(BigInt)) });
     const feeds: Record<string, any> = { input_ids: int64(seq), attention_mask: int64(seq.map(() => 1)), labels: int64(seq) };
     for (const t of trainable) feeds[names.param(t.name)] = { dtype: "float32", shape: t.shape, data: t.init };

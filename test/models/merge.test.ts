@@ -9,8 +9,7 @@ import { BaseModel, openModel } from "../../sdk/models/model";
 import { Adapter, loadAdapter, LoraModule, loraModules, loraNames, LoraState, loraTrainables, makeLoraConfig, saveAdapter } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
 import { compileEval, forwardNames as names } from "../../sdk/models/forward";
-import { toOnnx } from "../../sdk/graph/onnx";
-import { Session } from "../../sdk/runtime/session";
+import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
 import { Generator } from "../../sdk/infer/generate";
 import { writeMergedModel } from "../../sdk/models/merge";
@@ -52,7 +51,7 @@ async function causalLoss(model: BaseModel, modules: readonly LoraModule[], tens
       { name: n.B, shape: [m.outFeatures, m.rank], init: tensors.get(n.B)! },
     ];
   });
-  const session = await Session.create(toOnnx(compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: modules, loraDropout: 0 }), trainable)));
+  const session = await sessionForGraph(compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: modules, loraDropout: 0 }), trainable));
   const int64 = (rows: number[][]) => ({ dtype: "int64" as const, shape: [rows.length, rows[0].length], data: BigInt64Array.from(rows.flat().map(BigInt)) });
   const labels = batch.ids.map((row, r) => row.map((t, i) => (batch.mask[r][i] ? t : -100)));
   const feeds: Record<string, any> = { input_ids: int64(batch.ids), attention_mask: int64(batch.mask), labels: int64(labels) };

@@ -1,4 +1,4 @@
-/** Gradients of MatMul, Softmax, LogSoftmax and the fused softmax cross-entropy loss. */
+/** Gradients of MatMul, Gemm, Softmax, LogSoftmax and the fused softmax cross-entropy loss. */
 import { Node, Value } from "../../ir";
 import { Builder } from "../../ops";
 import { GradRule, only, unbroadcast } from "../rule";
@@ -8,6 +8,11 @@ function transposeLast2(b: Builder, x: Value): Value {
   const perm = x.shape.map((_, i) => i);
   [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
   return b.transpose(x, perm);
+}
+
+function isOne(node: Node, name: string): boolean {
+  const a = node.attrs[name];
+  return !a || (a.kind === "float" && a.value === 1);
 }
 
 function intAttr(node: Node, name: string, fallback: number): number {
@@ -32,6 +37,18 @@ export const linalgRules: Record<string, GradRule> = {
       }
     }
     return [dx, dw];
+  },
+  Gemm: (b, node, dys, needs) => {
+    const [a, w, c] = node.inputs as (Value | undefined)[];
+    if (!a || !w) throw new Error("Gemm: missing input");
+    const transA = intAttr(node, "transA", 0) === 1;
+    const transB = intAttr(node, "transB", 0) === 1;
+    if (!isOne(node, "alpha") || !isOne(node, "beta")) throw new Error("Gemm: gradients need alpha = beta = 1");
+    const dy = only(dys);
+    // Y = op(A) op(B): d op(A) = dY op(B)^T and d op(B) = op(A)^T dY, each transposed back when op transposes.
+    const da = needs[0] ? (transA ? b.gemm(w, dy, { transA: transB, transB: true }) : b.gemm(dy, w, { transB: !transB })) : null;
+    const dw = needs[1] ? (transB ? b.gemm(dy, a, { transA: true, transB: transA }) : b.gemm(a, dy, { transA: !transA })) : null;
+    return c ? [da, dw, needs[2] ? unbroadcast(b, dy, c) : null] : [da, dw];
   },
   Softmax: (b, node, dys) => {
     const y = node.outputs[0];
