@@ -8,8 +8,8 @@ import { loadDataset } from "../../data/load";
 import { loadAdapter } from "../../io/peft";
 import { loraModules } from "../../models/lora";
 import { openModel } from "../../models/model";
-import type { Device } from "../../runtime/device";
 import { evaluateAdapter, textExamples } from "../../train/evaluate";
+import { parseOption } from "../../train/recipe-check";
 
 const USAGE = "usage: tunelab eval --model DIR [--adapter DIR] --data FILE.jsonl [--metrics perplexity] [--device cpu|webgpu|cuda] [--batch-size N] [--json]";
 const FLAGS = new Set(["model", "adapter", "data", "metrics", "device", "batch-size", "json", "help"]);
@@ -39,9 +39,9 @@ export const command: CliCommand = {
     const adapter = typeof flags.adapter === "string" ? loadAdapter(flags.adapter) : null;
     const modules = adapter ? loraModules(model.config, adapter.config) : [];
     const e = await evaluateAdapter(
-      { model, stage: "pt", modules, adapter: adapter ?? { config: null as never, lora: {}, modulesToSave: {} }, device: (flags.device as Device) ?? "cpu" },
+      { model, stage: "pt", modules, adapter: adapter ?? { config: null as never, lora: {}, modulesToSave: {} }, device: flags.device === undefined ? "cpu" : parseOption("device", flags.device, "--device") },
       examples,
-      typeof flags["batch-size"] === "string" ? Number(flags["batch-size"]) : 8,
+      flags["batch-size"] === undefined ? 8 : parseOption("per_device_eval_batch_size", flags["batch-size"], "--batch-size"),
     );
     const tokens = examples.reduce((n, ex) => n + Math.max(0, ex.inputIds.length - 1), 0);
     const out = { loss: e.loss, perplexity: Math.exp(e.loss), tokens, rows: examples.length };
