@@ -1,10 +1,12 @@
-/** The recipe schema: docs/recipes.md agrees with it, and types and defaults derive from it. */
+/** The recipe schema: docs/recipes.md agrees with it, types derive from it, and one data pipeline serves plans and recipes. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ds } from "../../sdk/plan/data";
 import type { FitOptions } from "../../sdk/plan/lora";
+import { isSplit } from "../../sdk/data/steps";
+import { loadSplits } from "../../sdk/train/prepare";
 import { resolveRecipe } from "../../sdk/train/recipe";
 import { DOCS_BEGIN, DOCS_END, recipeOptionsMarkdown, withRecipeOptions } from "../../sdk/train/recipe-docs";
 import { RECIPE_DEFAULTS, RECIPE_SCHEMA, type Recipe, type RecipeInput } from "../../sdk/train/recipe-schema";
@@ -53,4 +55,17 @@ test("one default per option: LoRA defaults, recipe defaults and docs all read t
   assert.equal(r.use_rslora, false);
   assert.equal(resolveRecipe(required).learning_rate, RECIPE_DEFAULTS.learning_rate);
   assert.equal(RECIPE_DEFAULTS.lora_rank, 16);
+});
+
+test("a plan and a recipe load, split and augment through the same steps, with the same seeded rows", async () => {
+  const file = path.join(root, "data", "support_tickets.jsonl");
+  const plan = ds.load(file).split({ val: 0.1, test: 0.1, seed: 7 }).augment({ synonyms: 0.1, swap: 0.1, seed: 7 });
+  const fromPlan = await plan.materialize();
+  assert.ok(isSplit(fromPlan));
+  const recipe = resolveRecipe({ ...required, stage: "cls", ...plan.toRecipeData() });
+  const fromRecipe = await loadSplits(recipe);
+  for (const part of ["train", "val", "test"] as const) {
+    assert.deepEqual(fromRecipe[part].rows, fromPlan[part].rows, part);
+  }
+  assert.ok(fromRecipe.train.rows.some((r) => r.provenance.augmented), "augmented rows were made");
 });
