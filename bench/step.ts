@@ -11,13 +11,13 @@ import { makeLoraConfig } from "../sdk/io/peft";
 import { openModel } from "../sdk/models/model";
 import { loraModules, loraTrainables } from "../sdk/models/lora";
 import { causalLMForward } from "../sdk/models/tasks";
-import { Device } from "../sdk/runtime/device";
 import { Session } from "../sdk/runtime/session";
 import { StepEngine } from "../sdk/train/engine";
+import { parseOption } from "../sdk/train/recipe-check";
 import { Rng } from "../sdk/util/random";
 import { REFERENCE as R, referenceModel } from "./reference";
 
-const device = (process.env.TUNELAB_DEVICE ?? "cpu") as Device;
+const device = parseOption("device", process.env.TUNELAB_DEVICE ?? "cpu", "TUNELAB_DEVICE");
 const steps = Number(process.env.TUNELAB_BENCH_STEPS ?? 8);
 
 /** FLOPs of one LoRA step: forward, plus input gradients through frozen layers, plus LoRA weight gradients. */
