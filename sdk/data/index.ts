@@ -21,6 +21,8 @@ export { SHAREGPT_TAGS, OPENAI_TAGS, defaultColumns, type ColumnMap, type RoleTa
 export { readDatasetInfo, datasetInfoEntry, datasetInfoNames, type DatasetInfoEntry } from "./formats/dataset-info";
 /** The immutable Dataset value type, splitting and label checks. */
 export { Dataset, checkLabels, originId, type RowContent, type SplitOptions, type SplitDatasets } from "./dataset";
+/** Data steps (load, split, augment, shuffle, sample, filter, map) and the one function that runs them, for plans and recipes. */
+export { runDataSteps, isSplit, type DataStep, type Materialized } from "./steps";
 /** Augmentation: EDA edits, synonyms (WordNet or any Lexicon), templates, back-translation. */
 export { augment, type AugmentOptions, type TemplateAugmentOptions, type BackTranslationOptions } from "./augment";
 export { WordNetLexicon, englishWordNet, type WordNetOptions } from "./augment/wordnet";

@@ -3,31 +3,20 @@
  * read until the plan is materialised (by fit(), preview(), toArray() or a notebook display).
  */
 import * as path from "node:path";
-import { augment, type AugmentOptions } from "../data/augment";
-import { Dataset, type RowContent, type SplitDatasets, type SplitOptions } from "../data/dataset";
-import { loadDataset, type LoadOptions } from "../data/load";
+import type { AugmentOptions } from "../data/augment";
+import { Dataset, type RowContent, type SplitOptions } from "../data/dataset";
+import type { LoadOptions } from "../data/load";
+import { isSplit, runDataSteps, type DataStep, type Materialized } from "../data/steps";
 import { tokenLengths, tokenLengthStats } from "../data/lengths";
 import type { TextTokenizer } from "../data/tokenize";
 import type { Row } from "../data/types";
-import type { RecipeAugment, RecipeInput } from "../train/recipe";
+import { recipeDataOf, type RecipeData } from "../train/recipe-data";
 import { htmlEscape, JUPYTER_DISPLAY, plotlyHtml, type Displayable, type DisplayOptions, type MimeBundle } from "../viz/display";
 import { barChart, histogram } from "../viz/figures";
 import { dataPreview } from "../viz/table";
 import { LoraPlan, type LoraOptions } from "./lora";
 
-/** One recorded step of a data plan. */
-export type DataStep =
-  | { op: "load"; path: string | readonly string[]; options: LoadOptions }
-  | { op: "rows"; rows: readonly RowContent[] }
-  | { op: "split"; options: SplitOptions }
-  | { op: "augment"; options: AugmentOptions }
-  | { op: "shuffle"; seed: number }
-  | { op: "sample"; n: number; seed: number }
-  | { op: "filter"; keep: (row: Row) => boolean; why: string }
-  | { op: "map"; fn: (row: Row) => Row };
-
-/** A materialised plan: one dataset, or train/val/test after a split. */
-export type Materialized = Dataset<Row> | SplitDatasets<Row>;
+export type { DataStep, Materialized } from "../data/steps";
 
 /** The lazy data pipeline of a notebook cell (its notebook display is async: it reads the data). */
 export class DataPlan {
@@ -75,8 +64,7 @@ export class DataPlan {
 
   /** Runs the plan: reads, splits, augments. */
   async materialize(): Promise<Materialized> {
-    let current: Materialized | null = null;
-    for (const step of this.steps) current = await apply(current, step);
+    const current = await runDataSteps(this.steps);
     if (!current) throw new Error("this data plan has no load step (start with ds.load(path))");
     return current;
   }
@@ -93,37 +81,8 @@ export class DataPlan {
   }
 
   /** The data keys of a recipe for this plan; throws naming a step a recipe cannot express. */
-  toRecipeData(): Pick<RecipeInput, "dataset_path" | "dataset" | "formatting" | "val_size" | "test_size" | "augment"> & { seed?: number } {
-    const out: ReturnType<DataPlan["toRecipeData"]> = { dataset_path: "" };
-    this.steps.forEach((step, i) => {
-      const fail = (why: string): never => {
-        throw new Error(`step ${i + 1} (${step.op}) cannot be written to a recipe: ${why}`);
-      };
-      switch (step.op) {
-        case "load":
-          if (i !== 0) fail("load must come first");
-          out.dataset_path = typeof step.path === "string" ? step.path : [...step.path];
-          if (step.options.dataset) out.dataset = step.options.dataset;
-          if (step.options.format) out.formatting = step.options.format;
-          if (step.options.columns || step.options.tags || step.options.fileType || step.options.onInvalid) {
-            fail("columns, tags, fileType and onInvalid are not recipe options; describe the file in a dataset_info.json");
-          }
-          break;
-        case "split":
-          out.val_size = step.options.val ?? 0;
-          out.test_size = step.options.test ?? 0;
-          if (step.options.seed !== undefined) out.seed = step.options.seed;
-          break;
-        case "augment":
-          if (!this.steps.slice(0, i).some((s) => s.op === "split")) fail("augment after split, so the recipe's order matches");
-          out.augment = recipeAugment(step.options, fail);
-          break;
-        default:
-          fail("it runs code (or reorders rows) that a YAML recipe cannot hold; use fit() from the notebook instead");
-      }
-    });
-    if (!out.dataset_path) throw new Error("this data plan has no load step");
-    return out;
+  toRecipeData(): RecipeData {
+    return recipeDataOf(this.steps);
   }
 
   /** One line per step, for displays and errors. */
@@ -167,46 +126,6 @@ export const ds = {
     return new DataPlan([{ op: "rows", rows }]);
   },
 };
-
-function isSplit(m: Materialized | null): m is SplitDatasets<Row> {
-  return !!m && !(m instanceof Dataset);
-}
-
-async function apply(current: Materialized | null, step: DataStep): Promise<Materialized> {
-  if (step.op === "load") return loadDataset(step.path, step.options);
-  if (step.op === "rows") return Dataset.fromRows(step.rows);
-  if (!current) throw new Error(`${step.op}: the plan must start with ds.load(...) or ds.fromRows(...)`);
-  if (step.op === "split") {
-    if (isSplit(current)) throw new Error("split: already split");
-    return current.split(step.options);
-  }
-  if (step.op === "augment") return isSplit(current) ? augment(current, step.options) : augment(current, step.options);
-  const each = (f: (d: Dataset<Row>) => Dataset<Row>): Materialized =>
-    isSplit(current) ? { train: f(current.train), val: step.op === "filter" || step.op === "map" ? f(current.val) : current.val, test: step.op === "filter" || step.op === "map" ? f(current.test) : current.test } : f(current);
-  switch (step.op) {
-    case "shuffle":
-      return each((d) => d.shuffle(step.seed));
-    case "sample":
-      return each((d) => d.sample(step.n, step.seed));
-    case "filter":
-      return each((d) => d.filter((r) => step.keep(r), step.why));
-    case "map":
-      return each((d) => d.map((r) => step.fn(r)));
-  }
-}
-
-function recipeAugment(a: AugmentOptions, fail: (why: string) => never): RecipeAugment {
-  if (a.lexicon || a.backTranslation) fail("a custom lexicon or translator is code, not a recipe value");
-  return {
-    synonyms: a.synonyms,
-    swap: a.swap,
-    delete: a.delete,
-    insert: a.insert,
-    per_row: a.perRow,
-    fraction: a.fraction,
-    templates: a.templates ? { templates: a.templates.templates as string[], slots: a.templates.slots as Record<string, string[]> } : undefined,
-  };
-}
 
 /** A materialised dataset shown as a danfo preview, label distribution and token-length histogram. */
 export class DataPreview implements Displayable {

@@ -1,6 +1,7 @@
 /** `.lora(...)` and `.fit(model, options)`: a data plan plus LoRA options becomes a recipe, and a run. */
 import { train, type TrainOptions } from "../train/trainer";
-import { recipeToYaml, resolveRecipe, type Recipe, type RecipeInput } from "../train/recipe";
+import { recipeInputOf, recipeToYaml, resolveRecipe, type Recipe, type RecipeInput } from "../train/recipe";
+import type { RecipeFitOptions } from "../train/recipe-schema";
 import type { TrainerCallbacks } from "../train/callbacks";
 import { htmlEscape, JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { openLiveView } from "../viz/live";
@@ -10,54 +11,25 @@ import { Model } from "./model";
 import { TrainedRun } from "./run";
 import { sigintStopsTraining } from "./interrupt";
 
-/** LoRA options (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora). */
+/** LoRA options (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora); defaults are the recipe's. */
 export interface LoraOptions {
-  /** Rank r (default 16, the seed tutorial's lora_rank). */
+  /** Rank r (recipe lora_rank). */
   rank?: number;
   /** lora_alpha (default 2 x rank). */
   alpha?: number;
-  /** lora_dropout (default 0). */
+  /** lora_dropout. */
   dropout?: number;
-  /** Module names such as ["q_proj", "v_proj"], or "all" (default) for every linear layer. */
+  /** Module names such as ["q_proj", "v_proj"], or "all" (the default) for every linear layer. */
   target?: "all" | readonly string[];
   /** rsLoRA scaling alpha / sqrt(r). */
   rslora?: boolean;
 }
 
-/** Training options: transformers' TrainingArguments / LLaMA-Factory names in camelCase (lr = learningRate). */
-export interface FitOptions {
-  stage?: Recipe["stage"];
-  learningRate?: number;
-  /** Short for learningRate. */
-  lr?: number;
-  batchSize?: number;
-  evalBatchSize?: number;
-  gradientAccumulationSteps?: number;
-  maxSteps?: number;
-  /** num_train_epochs, used when maxSteps is 0. */
-  epochs?: number;
-  warmupSteps?: number;
-  warmupRatio?: number;
-  lrSchedulerType?: Recipe["lr_scheduler_type"];
-  optim?: Recipe["optim"];
-  weightDecay?: number;
-  maxGradNorm?: number;
-  loggingSteps?: number;
-  evalSteps?: number;
-  saveSteps?: number;
-  saveTotalLimit?: number;
-  /** Early-stopping patience in evaluations (seed tutorial: 3). */
-  earlyStoppingSteps?: number;
-  cutoffLen?: number;
-  packing?: boolean;
-  trainOnPrompt?: boolean;
-  enableThinking?: boolean;
-  resumeFromCheckpoint?: string | boolean;
-  adapterNameOrPath?: string;
-  seed?: number;
-  /** Where checkpoints, logs and the adapter go (default "runs/<model name>-<stage>"). */
-  outputDir?: string;
-  device?: Recipe["device"];
+/**
+ * Training options: every recipe option that fit() sets, under transformers' / LLaMA-Factory's names in camelCase
+ * (lr = learningRate, batchSize, epochs; see the recipe schema), plus the options of a live run.
+ */
+export interface FitOptions extends RecipeFitOptions {
   /** Extra subscribers to progress events. */
   callbacks?: readonly TrainerCallbacks[];
   /** Stops at the next step boundary when aborted. */
@@ -67,39 +39,6 @@ export interface FitOptions {
   /** Live progress display (default true). */
   live?: boolean;
 }
-
-/** Recipe keys of FitOptions. */
-const FIT_KEYS: Record<string, keyof Recipe> = {
-  stage: "stage",
-  learningRate: "learning_rate",
-  lr: "learning_rate",
-  batchSize: "per_device_train_batch_size",
-  evalBatchSize: "per_device_eval_batch_size",
-  gradientAccumulationSteps: "gradient_accumulation_steps",
-  maxSteps: "max_steps",
-  epochs: "num_train_epochs",
-  warmupSteps: "warmup_steps",
-  warmupRatio: "warmup_ratio",
-  lrSchedulerType: "lr_scheduler_type",
-  optim: "optim",
-  weightDecay: "weight_decay",
-  maxGradNorm: "max_grad_norm",
-  loggingSteps: "logging_steps",
-  evalSteps: "eval_steps",
-  saveSteps: "save_steps",
-  saveTotalLimit: "save_total_limit",
-  earlyStoppingSteps: "early_stopping_steps",
-  cutoffLen: "cutoff_len",
-  packing: "packing",
-  trainOnPrompt: "train_on_prompt",
-  enableThinking: "enable_thinking",
-  resumeFromCheckpoint: "resume_from_checkpoint",
-  adapterNameOrPath: "adapter_name_or_path",
-  seed: "seed",
-  outputDir: "output_dir",
-  device: "device",
-};
-const NOT_RECIPE = new Set(["callbacks", "signal", "handleSigint", "live"]);
 
 /** A data plan with LoRA options: call fit() to train. */
 export class LoraPlan implements Displayable {
@@ -119,23 +58,16 @@ export class LoraPlan implements Displayable {
       const load = this.data.steps.find((s) => s.op === "load");
       data = { dataset_path: load && load.op === "load" ? (typeof load.path === "string" ? load.path : [...load.path]) : "<memory>" };
     }
+    const { target } = this.options;
+    const lora = { ...this.options, target: target === undefined || target === "all" ? target : target.join(",") };
+    const { callbacks, signal, handleSigint, live, ...recipeOptions } = fit;
     const input: RecipeInput = {
       model_name_or_path: modelPath,
       output_dir: fit.outputDir ?? defaultOutputDir(modelPath, fit.stage),
       ...data,
-      lora_rank: this.options.rank ?? 16,
-      lora_alpha: this.options.alpha ?? 2 * (this.options.rank ?? 16),
-      lora_dropout: this.options.dropout ?? 0,
-      lora_target: this.options.target === undefined || this.options.target === "all" ? "all" : this.options.target.join(","),
-      use_rslora: this.options.rslora ?? false,
+      ...recipeInputOf("lora", lora, "lora()"),
+      ...recipeInputOf("fit", recipeOptions, "fit()"),
     };
-    const inputRecord = input as unknown as Record<string, unknown>;
-    for (const [key, value] of Object.entries(fit)) {
-      if (value === undefined || NOT_RECIPE.has(key)) continue;
-      const recipeKey = FIT_KEYS[key];
-      if (!recipeKey) throw new Error(`fit(): unknown option "${key}"; known options: ${Object.keys(FIT_KEYS).join(", ")}`);
-      inputRecord[recipeKey] = value;
-    }
     return resolveRecipe(input, "fit() options");
   }
 

@@ -1,12 +1,12 @@
 /** From a recipe's data options to tokenised splits ready for batching, with every drop counted. */
-import { augment, type AugmentOptions } from "../data/augment";
 import { packExamples } from "../data/batch";
 import { Dataset, type SplitDatasets } from "../data/dataset";
-import { loadDataset } from "../data/load";
+import { runDataSteps } from "../data/steps";
 import { LabelVocab, tokenizeDataset, type TokenizedExample } from "../data/tokenize";
 import type { Row, RowKind } from "../data/types";
 import type { Tokenizer } from "../io/tokenizer";
-import type { Recipe, RecipeAugment } from "./recipe";
+import type { Recipe } from "./recipe";
+import { recipeDataSteps } from "./recipe-data";
 
 /** Tokenised train/val/test examples and what was learned on the way. */
 export interface PreparedData {
@@ -22,31 +22,16 @@ export interface PreparedData {
 
 const STAGE_KIND: Record<Recipe["stage"], RowKind> = { pt: "pretrain", sft: "chat", cls: "classification" };
 
-/** Recipe augment options in the data layer's terms. */
-export function augmentOptions(a: RecipeAugment, seed: number): AugmentOptions {
-  return {
-    seed,
-    perRow: a.per_row,
-    fraction: a.fraction,
-    synonyms: a.synonyms,
-    swap: a.swap,
-    delete: a.delete,
-    insert: a.insert,
-    templates: a.templates,
-  };
-}
-
 /** Loads, splits and (optionally) augments a recipe's data; rows must suit the recipe's stage. */
 export async function loadSplits(recipe: Recipe, data?: Dataset<Row>): Promise<SplitDatasets<Row>> {
-  const ds = data ?? (await loadDataset(recipe.dataset_path, { format: recipe.formatting, dataset: recipe.dataset }));
+  const [load, ...rest] = recipeDataSteps(recipe);
+  const ds = data ?? ((await runDataSteps([load])) as Dataset<Row>);
   const want = STAGE_KIND[recipe.stage];
   const wrong = ds.rows.find((r) => r.kind !== want);
   if (wrong) {
     throw new Error(`${wrong.provenance.source}:${wrong.provenance.line}: stage ${recipe.stage} needs ${want} rows, this one is ${wrong.kind} (set stage or formatting)`);
   }
-  let splits = ds.split({ val: recipe.val_size, test: recipe.test_size, seed: recipe.seed });
-  if (recipe.augment) splits = await augment(splits, augmentOptions(recipe.augment, recipe.seed));
-  return splits;
+  return (await runDataSteps(rest, ds)) as SplitDatasets<Row>;
 }
 
 /** Tokenises the splits for the recipe's stage (labels from train for cls; packing for pt/sft when asked). */

@@ -8,7 +8,7 @@ import { loadDataset } from "../../data/load";
 import { evaluateModel, textExamples } from "../../eval/evaluate";
 import { loadAdapter } from "../../models/lora";
 import { openModel } from "../../models/model";
-import type { Device } from "../../runtime/device";
+import { parseOption } from "../../train/recipe-check";
 
 const USAGE = "usage: tunelab eval --model DIR [--adapter DIR] --data FILE.jsonl [--metrics perplexity] [--device cpu|webgpu|cuda] [--batch-size N] [--json]";
 const FLAGS = new Set(["model", "adapter", "data", "metrics", "device", "batch-size", "json", "help"]);
@@ -37,9 +37,9 @@ export const command: CliCommand = {
     const examples = textExamples(ds.rows, model.tokenizer);
     const adapter = typeof flags.adapter === "string" ? loadAdapter(flags.adapter) : null;
     const e = await evaluateModel(
-      { model, stage: "pt", adapter, device: (flags.device as Device) ?? "cpu" },
+      { model, stage: "pt", adapter, device: flags.device === undefined ? "cpu" : parseOption("device", flags.device, "--device") },
       examples,
-      typeof flags["batch-size"] === "string" ? Number(flags["batch-size"]) : 8,
+      flags["batch-size"] === undefined ? 8 : parseOption("per_device_eval_batch_size", flags["batch-size"], "--batch-size"),
     );
     const tokens = examples.reduce((n, ex) => n + Math.max(0, ex.inputIds.length - 1), 0);
     const out = { loss: e.loss, perplexity: Math.exp(e.loss), tokens, rows: examples.length };

@@ -1,25 +1,17 @@
 /** `tunelab train RECIPE.yaml [--key value ...]`: runs a recipe (LLaMA-Factory option names), as fit() does. */
 import { parseFlags, type CliCommand } from "../command";
 import { readRecipe, resolveRecipe, type RecipeInput } from "../../train/recipe";
+import { valueFromText } from "../../train/recipe-check";
 import { train } from "../../train/trainer";
 import { liveProgress } from "../../plan/lora";
 import { ctrlCStopsTraining } from "../interrupt";
 
 const USAGE = "usage: tunelab train RECIPE.yaml [--option value ...]   (options override the recipe, e.g. --max_steps 100)";
 
-/** Options whose values are text even when they look like numbers (paths, names). */
-const TEXT_KEYS = new Set(["model_name_or_path", "adapter_name_or_path", "dataset_path", "dataset", "output_dir", "template", "formatting", "lora_target", "resume_from_checkpoint"]);
-
-/** Turns "--max_steps 100" overrides into typed recipe values (numbers and booleans parsed). */
+/** Turns "--max_steps 100" overrides into typed recipe values (as the recipe schema types each option). */
 function overrides(flags: ReturnType<typeof parseFlags>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, raw] of Object.entries(flags)) {
-    if (key === "_") continue;
-    if (typeof raw !== "string" || (TEXT_KEYS.has(key) && raw !== "true")) out[key] = raw;
-    else if (raw === "true" || raw === "false") out[key] = raw === "true";
-    else if (raw.trim() !== "" && !Number.isNaN(Number(raw))) out[key] = Number(raw);
-    else out[key] = raw;
-  }
+  for (const [key, raw] of Object.entries(flags)) if (key !== "_") out[key] = valueFromText(key, raw);
   return out;
 }
 
