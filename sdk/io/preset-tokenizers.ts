@@ -47,14 +47,19 @@ function decoderOf(tokens: readonly AddedToken[]): Record<string, unknown> {
   return out;
 }
 
+/** The packaged tokenizers, parsed once per process (11 MB of JSON each); callers copy what they change. */
+const packaged: Partial<Record<"qwen3" | "deepseek_v3", TokenizerFiles>> = {};
+function cachedPackage(kind: "qwen3" | "deepseek_v3"): TokenizerFiles {
+  return (packaged[kind] ??= packagedTokenizer(kind));
+}
+
 /** Qwen2.5's tokenizer.json body (vocab, merges, pre-tokenizer) with the given added tokens. */
 function qwenBase(added: AddedToken[], postProcessor: unknown): Record<string, unknown> {
-  const qwen3 = packagedTokenizer("qwen3");
-  return { ...qwen3.tokenizerJson, added_tokens: added, post_processor: postProcessor };
+  return { ...cachedPackage("qwen3").tokenizerJson, added_tokens: added, post_processor: postProcessor };
 }
 
 function qwen25Added(): AddedToken[] {
-  const qwen3 = packagedTokenizer("qwen3").tokenizerJson.added_tokens as AddedToken[];
+  const qwen3 = cachedPackage("qwen3").tokenizerJson.added_tokens as AddedToken[];
   return qwen3.filter((t) => t.id <= QWEN25_LAST_ID).map((t) => ({ ...t }));
 }
 
@@ -92,7 +97,7 @@ function r1DistillQwen(): TokenizerFiles {
   for (const [id, content, special] of R1_QWEN_RENAMED) added[id - 151643] = addedToken(id, content, special);
   const bos = "<｜begin▁of▁sentence｜>";
   const tokenizerJson = qwenBase(added, templateProcessing(bos, 151646));
-  const v3Config = packagedTokenizer("deepseek_v3").tokenizerConfig;
+  const v3Config = cachedPackage("deepseek_v3").tokenizerConfig;
   return {
     tokenizerJson,
     tokenizerConfig: {
@@ -170,7 +175,7 @@ function llamaByte(r1: boolean): TokenizerFiles {
       add_eos_token: false,
       added_tokens_decoder: decoderOf(added),
       bos_token: bos,
-      chat_template: r1 ? String(packagedTokenizer("deepseek_v3").tokenizerConfig.chat_template) : LLAMA3_TEMPLATE,
+      chat_template: r1 ? String(cachedPackage("deepseek_v3").tokenizerConfig.chat_template) : LLAMA3_TEMPLATE,
       clean_up_tokenization_spaces: true,
       eos_token: eos,
       model_max_length: 131072,
