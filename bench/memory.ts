@@ -117,7 +117,8 @@ async function main(): Promise<void> {
     const state = new Map<string, HostTensor>();
     for (const t of trainable) {
       state.set(names.param(t.name), { dtype: "float32", shape: t.shape, data: Float32Array.from(t.init) });
-      for (const slot of stateSlots(optimizer)) state.set(names.state(slot, t.name), { dtype: "float32", shape: t.shape, data: new Float32Array(t.init.length) });
+      for (const slot of stateSlots(optimizer))
+        state.set(names.state(slot, t.name), { dtype: "float32", shape: t.shape, data: new Float32Array(t.init.length) });
     }
     const rng = new Rng(0);
     const vocab = Math.min(model.tokenizer.vocabSize, model.config.vocabSize);
@@ -157,11 +158,14 @@ async function main(): Promise<void> {
     return { ...m, maxRssInPhase: Math.max(m.rss, ...within) };
   });
   const mb = (x: number) => x.toFixed(0).padStart(8);
+  const width = Math.max(28, ...rows.map((r) => r.phase.length));
   console.log(`memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}, ${samples.length} samples`);
-  console.log(`${"phase".padEnd(28)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`);
-  for (const r of rows) console.log(`${r.phase.padEnd(28)} ${r.t.toFixed(1).padStart(8)} ${mb(r.rss)} ${mb(r.maxRssInPhase)} ${mb(r.hwm)}`);
+  console.log(`${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`);
+  for (const r of rows) console.log(`${r.phase.padEnd(width)} ${r.t.toFixed(1).padStart(8)} ${mb(r.rss)} ${mb(r.maxRssInPhase)} ${mb(r.hwm)}`);
   for (const r of results) console.log(`step ${r.step}: loss ${r.loss.toFixed(4)}, grad norm ${r.gradNorm.toExponential(3)}, ${r.ms.toFixed(0)} ms`);
   const round = (s: Sample) => ({ t: +s.t.toFixed(2), rss: Math.round(s.rss), hwm: Math.round(s.hwm) });
+  // The JSON keeps one sample per half second (the table's per-phase maxima use all of them).
+  const kept = samples.filter((s, i) => i === 0 || Math.floor(s.t * 2) !== Math.floor(samples[i - 1].t * 2));
   console.log(
     JSON.stringify({
       bench: "memory_timeline",
@@ -170,7 +174,7 @@ async function main(): Promise<void> {
       device: args.device,
       marks: rows.map((r) => ({ phase: r.phase, ...round(r), max_rss_in_phase: Math.round(r.maxRssInPhase) })),
       steps: results.map((r) => ({ ...r, ms: Math.round(r.ms) })),
-      samples: samples.map(round),
+      samples: kept.map(round),
     }),
   );
 }

@@ -209,4 +209,3 @@ export function presetTokenizer(kind: PresetTokenizerKind): TokenizerFiles {
       return llamaByte(true);
   }
 }
-

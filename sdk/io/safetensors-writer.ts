@@ -135,7 +135,11 @@ export function writeModelStream(dir: string, tensors: readonly StreamTensor[], 
   const files = plan.map((s) => s.file);
   if (plan.length > 1) {
     // transformers writes the index with sorted keys.
-    const sorted = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));
+    const sorted = Object.fromEntries(
+      Object.keys(weightMap)
+        .sort()
+        .map((k) => [k, weightMap[k]]),
+    );
     writeJsonAtomic(path.join(dir, SHARD_INDEX_NAME), { metadata: { total_size: totalSize }, weight_map: sorted });
     files.push(SHARD_INDEX_NAME);
   }

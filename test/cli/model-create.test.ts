@@ -29,7 +29,11 @@ async function run(args: string[]): Promise<{ code: number; text: string }> {
 /** Every file of a folder with the SHA-256 of its bytes. */
 function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of fs.readdirSync(dir).sort()) out[f] = crypto.createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex");
+  for (const f of fs.readdirSync(dir).sort())
+    out[f] = crypto
+      .createHash("sha256")
+      .update(fs.readFileSync(path.join(dir, f)))
+      .digest("hex");
   return out;
 }
 

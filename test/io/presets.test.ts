@@ -43,34 +43,124 @@ const llama3 = (factor: number) => ({ factor, high_freq_factor: 4.0, low_freq_fa
 
 const PUBLISHED: Record<string, Published> = {
   "deepseek-r1-distill-qwen-1.5b": {
-    arch: qwen, hidden: 1536, intermediate: 8960, layers: 28, heads: 12, kvHeads: 2, vocab: 151936, maxPos: 131072, theta: 10000,
-    scaling: null, tie: false, eps: 1e-6, bos: 151643, eos: 151643, window: 4096, windowLayers: 21,
-    files: ["model.safetensors"], gb: [3.55],
+    arch: qwen,
+    hidden: 1536,
+    intermediate: 8960,
+    layers: 28,
+    heads: 12,
+    kvHeads: 2,
+    vocab: 151936,
+    maxPos: 131072,
+    theta: 10000,
+    scaling: null,
+    tie: false,
+    eps: 1e-6,
+    bos: 151643,
+    eos: 151643,
+    window: 4096,
+    windowLayers: 21,
+    files: ["model.safetensors"],
+    gb: [3.55],
   },
   "deepseek-r1-distill-qwen-7b": {
-    arch: qwen, hidden: 3584, intermediate: 18944, layers: 28, heads: 28, kvHeads: 4, vocab: 152064, maxPos: 131072, theta: 10000,
-    scaling: null, tie: false, eps: 1e-6, bos: 151643, eos: 151643, window: 4096, windowLayers: 28,
-    files: ["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"], gb: [8.61, 6.62],
+    arch: qwen,
+    hidden: 3584,
+    intermediate: 18944,
+    layers: 28,
+    heads: 28,
+    kvHeads: 4,
+    vocab: 152064,
+    maxPos: 131072,
+    theta: 10000,
+    scaling: null,
+    tie: false,
+    eps: 1e-6,
+    bos: 151643,
+    eos: 151643,
+    window: 4096,
+    windowLayers: 28,
+    files: ["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"],
+    gb: [8.61, 6.62],
   },
   "deepseek-r1-distill-qwen-14b": {
-    arch: qwen, hidden: 5120, intermediate: 13824, layers: 48, heads: 40, kvHeads: 8, vocab: 152064, maxPos: 131072, theta: 1000000,
-    scaling: null, tie: false, eps: 1e-5, bos: 151643, eos: 151643, window: 131072, windowLayers: 48,
-    files: [1, 2, 3, 4].map((k) => `model-0000${k}-of-000004.safetensors`), gb: [8.71, 8.67, 8.67, 3.49],
+    arch: qwen,
+    hidden: 5120,
+    intermediate: 13824,
+    layers: 48,
+    heads: 40,
+    kvHeads: 8,
+    vocab: 152064,
+    maxPos: 131072,
+    theta: 1000000,
+    scaling: null,
+    tie: false,
+    eps: 1e-5,
+    bos: 151643,
+    eos: 151643,
+    window: 131072,
+    windowLayers: 48,
+    files: [1, 2, 3, 4].map((k) => `model-0000${k}-of-000004.safetensors`),
+    gb: [8.71, 8.67, 8.67, 3.49],
   },
   "deepseek-r1-distill-llama-8b": {
-    arch: llama, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, vocab: 128256, maxPos: 131072, theta: 500000,
-    scaling: llama3(8.0), tie: false, eps: 1e-5, bos: 128000, eos: 128001, window: null, windowLayers: null,
-    files: ["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"], gb: [8.67, 7.39],
+    arch: llama,
+    hidden: 4096,
+    intermediate: 14336,
+    layers: 32,
+    heads: 32,
+    kvHeads: 8,
+    vocab: 128256,
+    maxPos: 131072,
+    theta: 500000,
+    scaling: llama3(8.0),
+    tie: false,
+    eps: 1e-5,
+    bos: 128000,
+    eos: 128001,
+    window: null,
+    windowLayers: null,
+    files: ["model-00001-of-000002.safetensors", "model-00002-of-000002.safetensors"],
+    gb: [8.67, 7.39],
   },
   "qwen2.5-0.5b-instruct": {
-    arch: qwen, hidden: 896, intermediate: 4864, layers: 24, heads: 14, kvHeads: 2, vocab: 151936, maxPos: 32768, theta: 1000000,
-    scaling: null, tie: true, eps: 1e-6, bos: 151643, eos: 151645, window: 32768, windowLayers: 21,
-    files: ["model.safetensors"], gb: [0.988],
+    arch: qwen,
+    hidden: 896,
+    intermediate: 4864,
+    layers: 24,
+    heads: 14,
+    kvHeads: 2,
+    vocab: 151936,
+    maxPos: 32768,
+    theta: 1000000,
+    scaling: null,
+    tie: true,
+    eps: 1e-6,
+    bos: 151643,
+    eos: 151645,
+    window: 32768,
+    windowLayers: 21,
+    files: ["model.safetensors"],
+    gb: [0.988],
   },
   "llama-3.2-1b-instruct": {
-    arch: llama, hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, vocab: 128256, maxPos: 131072, theta: 500000,
-    scaling: llama3(32.0), tie: true, eps: 1e-5, bos: 128000, eos: [128001, 128008, 128009], window: null, windowLayers: null,
-    files: ["model.safetensors"], gb: [2.47],
+    arch: llama,
+    hidden: 2048,
+    intermediate: 8192,
+    layers: 16,
+    heads: 32,
+    kvHeads: 8,
+    vocab: 128256,
+    maxPos: 131072,
+    theta: 500000,
+    scaling: llama3(32.0),
+    tie: true,
+    eps: 1e-5,
+    bos: 128000,
+    eos: [128001, 128008, 128009],
+    window: null,
+    windowLayers: null,
+    files: ["model.safetensors"],
+    gb: [2.47],
   },
 };
 
@@ -84,10 +174,21 @@ for (const [name, p] of Object.entries(PUBLISHED)) {
     assert.deepEqual(c.architectures, [p.arch]);
     assert.equal(c.model_type, p.arch === qwen ? "qwen2" : "llama");
     const got = {
-      hidden: c.hidden_size, intermediate: c.intermediate_size, layers: c.num_hidden_layers, heads: c.num_attention_heads,
-      kvHeads: c.num_key_value_heads, vocab: c.vocab_size, maxPos: c.max_position_embeddings, theta: c.rope_theta,
-      scaling: c.rope_scaling ?? null, tie: c.tie_word_embeddings, eps: c.rms_norm_eps, bos: c.bos_token_id, eos: c.eos_token_id,
-      window: c.sliding_window ?? null, windowLayers: c.max_window_layers ?? null,
+      hidden: c.hidden_size,
+      intermediate: c.intermediate_size,
+      layers: c.num_hidden_layers,
+      heads: c.num_attention_heads,
+      kvHeads: c.num_key_value_heads,
+      vocab: c.vocab_size,
+      maxPos: c.max_position_embeddings,
+      theta: c.rope_theta,
+      scaling: c.rope_scaling ?? null,
+      tie: c.tie_word_embeddings,
+      eps: c.rms_norm_eps,
+      bos: c.bos_token_id,
+      eos: c.eos_token_id,
+      window: c.sliding_window ?? null,
+      windowLayers: c.max_window_layers ?? null,
     };
     const { files: _f, gb: _g, arch: _a, ...want } = p;
     assert.deepEqual(got, want);
@@ -104,7 +205,10 @@ for (const [name, p] of Object.entries(PUBLISHED)) {
     const preset = PRESETS[name as keyof typeof PRESETS];
     const tensors = presetTensors(name as keyof typeof PRESETS);
     const plan = planShards(tensors, preset.layout);
-    assert.deepEqual(plan.map((s) => s.file), p.files);
+    assert.deepEqual(
+      plan.map((s) => s.file),
+      p.files,
+    );
     const sizes = plan.map((s) => s.tensors.reduce((a, t) => a + tensorByteLength(t), 0) / 1e9);
     // The listing rounds to 3 significant digits; a different split would miss by a whole tensor (>= 0.1 GB).
     sizes.forEach((gb, i) => assert.ok(Math.abs(gb - p.gb[i]) < 0.006, `${p.files[i]}: ${gb.toFixed(3)} GB, published ${p.gb[i]} GB`));
@@ -162,10 +266,18 @@ test("writeModelStream shards in order, names shards with the given digits, writ
     for (let j = 0; j < v.length; j++) v[j] = Number(t.name.slice(1)) + offset / 4 + j;
   };
   const res = writeModelStream(dir, tensors, fill, { maxShardBytes: 9000, countDigits: 6 });
-  assert.deepEqual(res.files, ["model-00001-of-000003.safetensors", "model-00002-of-000003.safetensors", "model-00003-of-000003.safetensors", SHARD_INDEX_NAME]);
+  assert.deepEqual(res.files, [
+    "model-00001-of-000003.safetensors",
+    "model-00002-of-000003.safetensors",
+    "model-00003-of-000003.safetensors",
+    SHARD_INDEX_NAME,
+  ]);
   assert.ok(!fs.existsSync(path.join(dir, "model.safetensors")), "the stale single file was removed");
   const index = JSON.parse(fs.readFileSync(path.join(dir, SHARD_INDEX_NAME), "utf8"));
-  assert.equal(index.metadata.total_size, tensors.reduce((a, t) => a + tensorByteLength(t), 0));
+  assert.equal(
+    index.metadata.total_size,
+    tensors.reduce((a, t) => a + tensorByteLength(t), 0),
+  );
   assert.equal(res.totalSize, index.metadata.total_size);
   const w = openWeights(dir);
   try {

@@ -143,7 +143,10 @@ function info(argv: string[]): number {
   }
   const tok = Tokenizer.fromDir(dir);
   const marker = readModelMarker(dir);
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors") || f === SHARD_INDEX_NAME).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".safetensors") || f === SHARD_INDEX_NAME)
+    .sort();
   const bytes = files.reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
   console.log(
     JSON.stringify(
