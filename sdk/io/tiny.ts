@@ -10,7 +10,6 @@ import { writeFileAtomic, writeJsonAtomic } from "./atomic";
 import { expectedWeights, parseModelConfig, type ModelConfig, type RopeScaling } from "./config";
 import { writeModelWeights, type Dtype, type TensorInput } from "./safetensors";
 import { tinyTokenizer, type TinyTokenizerKind } from "./tiny-tokenizers";
-import { writeModelMarker } from "./model-marker";
 
 /** Options of createTinyModel (HF config names in camelCase). */
 export interface TinyModelOptions {
@@ -153,7 +152,6 @@ export function createTinyModel(options: TinyModelOptions): TinyModelInfo {
   }
 
   fs.mkdirSync(options.out, { recursive: true });
-  writeModelMarker(options.out, { arch: options.arch, seed: options.seed });
   // A separate chat template file would override the one written into tokenizer_config.json.
   for (const stale of ["chat_template.jinja", "chat_template.json"]) {
     fs.rmSync(path.join(options.out, stale), { force: true });

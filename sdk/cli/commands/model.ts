@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { parseFlags, type CliCommand } from "../command";
 import { createTinyModel, type TinyModelOptions } from "../../io/tiny";
 import { readModelConfig } from "../../io/config";
-import { assertModelOutput, readModelMarker } from "../../io/model-marker";
+import { assertModelOutput, readModelMarker, writeModelMarker } from "../../io/model-marker";
 import { createPresetModel, isPresetName, PRESET_NAMES, PRESETS } from "../../io/presets";
 import { openWeights, SHARD_INDEX_NAME } from "../../io/safetensors";
 import { Tokenizer } from "../../io/tokenizer";
@@ -93,6 +93,8 @@ function create(argv: string[]): number {
   };
   assertModelOutput(out, overwrite);
   const info = createTinyModel(options);
+  // Marks the folder as tunelab's, so a later `model create` may replace it without --overwrite.
+  writeModelMarker(out, { arch, seed });
   const c = info.config;
   let params = 0;
   for (const shape of info.tensors.values()) params += shape.reduce((a, b) => a * b, 1);
