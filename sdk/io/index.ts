@@ -8,3 +8,8 @@ export * from "./tiny";
 export { byteTokenizer, bytesToUnicode, deepseekR1Template, packagedTokenizer, tinyTokenizer } from "./tiny-tokenizers";
 export type { TinyTokenizerKind, TokenizerFiles } from "./tiny-tokenizers";
 export { writeFileAtomic, writeFileAtomicWith, writeJsonAtomic } from "./atomic";
+export * from "./presets";
+export * from "./safetensors-writer";
+export * from "./model-marker";
+export { presetTokenizer } from "./preset-tokenizers";
+export type { PresetTokenizerKind } from "./preset-tokenizers";

@@ -1,15 +1,25 @@
-/** `tunelab model create|info`: write a tiny random HF model folder, or describe an existing one. */
+/** `tunelab model create|info`: write a random HF model folder (tiny, or a real model's preset), or describe one. */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { parseFlags, type CliCommand } from "../command";
 import { createTinyModel, type TinyModelOptions } from "../../io/tiny";
 import { readModelConfig } from "../../io/config";
-import { openWeights } from "../../io/safetensors";
+import { assertModelOutput, readModelMarker, writeModelMarker } from "../../io/model-marker";
+import { createPresetModel, isPresetName, PRESET_NAMES, PRESETS } from "../../io/presets";
+import { openWeights, SHARD_INDEX_NAME } from "../../io/safetensors";
 import { Tokenizer } from "../../io/tokenizer";
 
 const USAGE = `usage:
   tunelab model create --arch llama|qwen2 --out DIR --seed N [--hidden-size N] [--intermediate-size N]
                        [--layers N] [--heads N] [--kv-heads N] [--tokenizer byte|qwen3|deepseek_v3] [--tie]
-                       [--dtype float32|float16|bfloat16]
-  tunelab model info DIR`;
+                       [--dtype float32|float16|bfloat16] [--overwrite]
+  tunelab model create --preset NAME --out DIR --seed N [--overwrite]
+  tunelab model info DIR
+
+presets (published config.json, random bf16 weights in the published shard layout):
+${PRESET_NAMES.map((n) => `  ${n.padEnd(30)} ${PRESETS[n].summary}`).join("\n")}
+
+A folder that is not empty and was not written by tunelab is refused unless --overwrite is given.`;
 
 const CREATE_FLAGS = new Set([
   "arch",
@@ -23,7 +33,11 @@ const CREATE_FLAGS = new Set([
   "tokenizer",
   "tie",
   "dtype",
+  "preset",
+  "overwrite",
 ]);
+
+const PRESET_FLAGS = new Set(["preset", "out", "seed", "overwrite"]);
 
 /** An integer flag, or undefined when absent; throws naming the flag otherwise. */
 function intFlag(flags: ReturnType<typeof parseFlags>, name: string): number | undefined {
@@ -46,6 +60,9 @@ function create(argv: string[]): number {
     if (key !== "_" && !CREATE_FLAGS.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   }
   if (flags._.length > 0) throw new Error(`unexpected argument ${flags._[0]}\n${USAGE}`);
+  if (flags.overwrite !== undefined && flags.overwrite !== true) throw new Error("--overwrite takes no value");
+  const overwrite = flags.overwrite === true;
+  if (flags.preset !== undefined) return createPreset(flags, overwrite);
   const arch = stringFlag(flags, "arch");
   const out = stringFlag(flags, "out");
   const seed = intFlag(flags, "seed");
@@ -74,13 +91,37 @@ function create(argv: string[]): number {
     tokenizer,
     dtype,
   };
+  assertModelOutput(out, overwrite);
   const info = createTinyModel(options);
+  // Marks the folder as tunelab's, so a later `model create` may replace it without --overwrite.
+  writeModelMarker(out, { arch, seed });
   const c = info.config;
   let params = 0;
   for (const shape of info.tensors.values()) params += shape.reduce((a, b) => a * b, 1);
   console.log(
     `wrote ${info.dir}: ${c.architecture}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ` +
       `heads ${c.numAttentionHeads}/${c.numKeyValueHeads}, vocab ${c.vocabSize}, ${params} parameters, tokenizer ${tokenizer}`,
+  );
+  return 0;
+}
+
+function createPreset(flags: ReturnType<typeof parseFlags>, overwrite: boolean): number {
+  for (const key of Object.keys(flags)) {
+    if (key !== "_" && !PRESET_FLAGS.has(key)) throw new Error(`--${key} cannot be combined with --preset (a preset fixes the model's shape)`);
+  }
+  const preset = stringFlag(flags, "preset");
+  const out = stringFlag(flags, "out");
+  const seed = intFlag(flags, "seed");
+  if (!preset || !isPresetName(preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(", ")}; got ${preset}`);
+  if (!out) throw new Error(`--out DIR is required\n${USAGE}`);
+  if (seed === undefined) throw new Error(`--seed N is required\n${USAGE}`);
+  const start = performance.now();
+  const info = createPresetModel({ preset, out, seed, overwrite });
+  const c = info.config;
+  console.log(
+    `wrote ${info.dir}: preset ${preset} (${PRESETS[preset].repo}), ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ` +
+      `${info.parameters} parameters, ${(info.totalSize / 1e9).toFixed(2)} GB bf16 in ${info.files.join(", ")} ` +
+      `(${((performance.now() - start) / 1000).toFixed(1)} s)`,
   );
   return 0;
 }
@@ -103,9 +144,16 @@ function info(argv: string[]): number {
     weights.close();
   }
   const tok = Tokenizer.fromDir(dir);
+  const marker = readModelMarker(dir);
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".safetensors") || f === SHARD_INDEX_NAME)
+    .sort();
+  const bytes = files.reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
   console.log(
     JSON.stringify(
       {
+        ...(marker?.preset ? { preset: marker.preset, presetOf: isPresetName(marker.preset) ? PRESETS[marker.preset].repo : null } : {}),
         architecture: c.architecture,
         layers: c.numHiddenLayers,
         hiddenSize: c.hiddenSize,
@@ -118,6 +166,10 @@ function info(argv: string[]): number {
         tieWordEmbeddings: c.tieWordEmbeddings,
         parameters: params,
         dtypes: [...dtypes],
+        torchDtype: c.torchDtype,
+        maxPositionEmbeddings: c.maxPositionEmbeddings,
+        weightFiles: files,
+        weightBytes: bytes,
         chatTemplate: tok.hasChatTemplate,
       },
       null,
@@ -130,7 +182,7 @@ function info(argv: string[]): number {
 /** The `tunelab model` command. */
 export const command: CliCommand = {
   name: "model",
-  summary: "create a tiny random HF model folder (model create), or describe one (model info DIR)",
+  summary: "create a random HF model folder, tiny or a real model's preset (model create), or describe one (model info DIR)",
   async run(argv: string[]): Promise<number> {
     const [sub, ...rest] = argv;
     try {

@@ -1,0 +1,185 @@
+/**
+ * `npm run bench:memory -- --preset NAME | --model DIR [--seq N] [--device cpu]`: a timeline of the process's
+ * memory (VmRSS and VmHWM from /proc/self/status) through the phases of a LoRA training run at real model sizes:
+ * opening the model, building the train-step graph, creating its session, the first step and two more (LoRA
+ * rank 16 on all linear layers, batch 1 x seq tokens, AdamW), with the same SDK calls a `tunelab train` run
+ * makes. A worker thread samples every 100 ms, so long synchronous phases (graph building) are seen too.
+ * Prints a table of the phase marks and a JSON line. A --preset model is written to a temporary folder and
+ * removed afterwards.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import { makeLoraConfig } from "../sdk/io/peft";
+import { createPresetModel, isPresetName, PRESET_NAMES } from "../sdk/io/presets";
+import { loraModules, loraTrainables } from "../sdk/models/lora";
+import { openModel } from "../sdk/models/model";
+import { causalLMForward } from "../sdk/models/tasks";
+import type { Provider } from "../sdk/runtime/device";
+import { sessionForGraph } from "../sdk/runtime/graph-session";
+import type { HostTensor } from "../sdk/runtime/session";
+import { stateSlots, type OptimizerOptions } from "../sdk/train/optimizers";
+import { compileTrainStep, names } from "../sdk/train/step";
+import { Rng } from "../sdk/util/random";
+
+/** One reading of /proc/self/status, in MiB, at `t` seconds since the start. */
+interface Sample {
+  t: number;
+  rss: number;
+  hwm: number;
+}
+
+/** A labelled reading at a phase boundary. */
+interface Mark extends Sample {
+  phase: string;
+}
+
+const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu]`;
+
+function parseArgs(argv: string[]): { preset?: string; model?: string; seq: number; device: Provider } {
+  const out: { preset?: string; model?: string; seq: number; device: Provider } = { seq: 512, device: "cpu" };
+  for (let i = 0; i < argv.length; i++) {
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(`${argv[i]} needs a value\n${USAGE}`);
+    if (argv[i] === "--preset") out.preset = value;
+    else if (argv[i] === "--model") out.model = value;
+    else if (argv[i] === "--seq") out.seq = Number(value);
+    else if (argv[i] === "--device") out.device = value as Provider;
+    else throw new Error(`unknown option ${argv[i]}\n${USAGE}`);
+    i++;
+  }
+  if (!out.preset === !out.model) throw new Error(`give exactly one of --preset and --model\n${USAGE}`);
+  if (out.preset && !isPresetName(out.preset)) throw new Error(`unknown preset ${out.preset}\n${USAGE}`);
+  if (!Number.isSafeInteger(out.seq) || out.seq < 2) throw new Error(`--seq must be an integer >= 2\n${USAGE}`);
+  return out;
+}
+
+/** Reads VmRSS and VmHWM (kB in the file) as MiB. */
+function readStatus(): { rss: number; hwm: number } {
+  const text = fs.readFileSync("/proc/self/status", "utf8");
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+/** The sampler: a worker thread (same process, own event loop) that reads /proc/self/status every 100 ms. */
+const SAMPLER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const fs = require("node:fs");
+const samples = [];
+const read = () => {
+  const text = fs.readFileSync("/proc/self/status", "utf8");
+  const kb = (key) => Number(new RegExp("^" + key + ":\\\\s+(\\\\d+) kB", "m").exec(text)[1]);
+  samples.push({ t: (Date.now() - workerData.start) / 1000, rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 });
+};
+const timer = setInterval(read, 100);
+parentPort.on("message", () => { clearInterval(timer); read(); parentPort.postMessage(samples); });
+`;
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const start = Date.now();
+  const sampler = new Worker(SAMPLER, { eval: true, workerData: { start } });
+  const marks: Mark[] = [];
+  const mark = (phase: string) => {
+    marks.push({ phase, t: (Date.now() - start) / 1000, ...readStatus() });
+    const m = marks[marks.length - 1];
+    console.error(`  ${m.t.toFixed(1).padStart(7)} s  ${phase}  rss ${m.rss.toFixed(0)} MiB  peak ${m.hwm.toFixed(0)} MiB`);
+  };
+  mark("start");
+  let dir = args.model!;
+  let tmp: string | null = null;
+  const results: { step: number; loss: number; gradNorm: number; ms: number }[] = [];
+  try {
+    if (args.preset && isPresetName(args.preset)) {
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-bench-memory-"));
+      dir = path.join(tmp, args.preset);
+      createPresetModel({ preset: args.preset, out: dir, seed: 0 });
+      mark(`preset ${args.preset} written`);
+    }
+    const model = openModel(dir);
+    mark("model opened");
+
+    // What `tunelab train` sets up for LoRA on a causal LM (sdk/train/trainer.ts), at rank 16 on all linears.
+    const lora = makeLoraConfig({ r: 16, loraAlpha: 32, targetModules: "all-linear" });
+    const modules = loraModules(model.config, lora);
+    const trainable = loraTrainables(modules, 0);
+    const optimizer: OptimizerOptions = { name: "adamw", weightDecay: 0.01 };
+    const forward = causalLMForward({ config: model.config, weights: model.weights.as("float32"), lora: modules, loraDropout: 0 });
+    // StepEngine compiles these two lazily inside its first step; called here one by one to time them apart.
+    const graph = compileTrainStep(forward, trainable, { optimizer, maxGradNorm: 1 });
+    mark("graph built");
+    const session = await sessionForGraph(graph, { device: args.device });
+    mark("session created");
+
+    // The engine's feeds: batch, LoRA tensors, AdamW state, lr and step; outputs replace tensors and state.
+    const scalar = (x: number): HostTensor => ({ dtype: "float32", shape: [], data: new Float32Array([x]) });
+    const state = new Map<string, HostTensor>();
+    for (const t of trainable) {
+      state.set(names.param(t.name), { dtype: "float32", shape: t.shape, data: Float32Array.from(t.init) });
+      for (const slot of stateSlots(optimizer))
+        state.set(names.state(slot, t.name), { dtype: "float32", shape: t.shape, data: new Float32Array(t.init.length) });
+    }
+    const rng = new Rng(0);
+    const vocab = Math.min(model.tokenizer.vocabSize, model.config.vocabSize);
+    const ids = BigInt64Array.from({ length: args.seq }, () => BigInt(rng.int(vocab)));
+    const shape = [1, args.seq];
+    const batch: Record<string, HostTensor> = {
+      input_ids: { dtype: "int64", shape, data: ids },
+      attention_mask: { dtype: "int64", shape, data: new BigInt64Array(args.seq).fill(1n) },
+      labels: { dtype: "int64", shape, data: ids },
+    };
+    for (let step = 1; step <= 3; step++) {
+      const t0 = performance.now();
+      const out = await session.run({ ...batch, ...Object.fromEntries(state), [names.lr]: scalar(1e-4), [names.step]: scalar(step) });
+      for (const t of trainable) {
+        state.set(names.param(t.name), out[names.newParam(t.name)]);
+        for (const slot of stateSlots(optimizer)) state.set(names.state(slot, t.name), out[names.newState(slot, t.name)]);
+      }
+      const loss = Number(out[names.lossSum].data[0]) / Math.max(1, Number(out[names.count].data[0]));
+      results.push({ step, loss, gradNorm: Number(out[names.gradNorm].data[0]), ms: performance.now() - t0 });
+      mark(step === 1 ? "step 1 (first)" : `step ${step}`);
+    }
+    await session.release();
+    mark("session released");
+  } finally {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const samples: Sample[] = await new Promise((resolve) => {
+    sampler.once("message", resolve);
+    sampler.postMessage("stop");
+  });
+  await sampler.terminate();
+
+  // Per phase: the highest sampled RSS since the previous mark (a phase may rise and fall back before its end).
+  const rows = marks.map((m, i) => {
+    const from = i === 0 ? 0 : marks[i - 1].t;
+    const within = samples.filter((s) => s.t > from && s.t <= m.t).map((s) => s.rss);
+    return { ...m, maxRssInPhase: Math.max(m.rss, ...within) };
+  });
+  const mb = (x: number) => x.toFixed(0).padStart(8);
+  const width = Math.max(28, ...rows.map((r) => r.phase.length));
+  console.log(`memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}, ${samples.length} samples`);
+  console.log(`${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`);
+  for (const r of rows) console.log(`${r.phase.padEnd(width)} ${r.t.toFixed(1).padStart(8)} ${mb(r.rss)} ${mb(r.maxRssInPhase)} ${mb(r.hwm)}`);
+  for (const r of results) console.log(`step ${r.step}: loss ${r.loss.toFixed(4)}, grad norm ${r.gradNorm.toExponential(3)}, ${r.ms.toFixed(0)} ms`);
+  const round = (s: Sample) => ({ t: +s.t.toFixed(2), rss: Math.round(s.rss), hwm: Math.round(s.hwm) });
+  // The JSON keeps one sample per half second (the table's per-phase maxima use all of them).
+  const kept = samples.filter((s, i) => i === 0 || Math.floor(s.t * 2) !== Math.floor(samples[i - 1].t * 2));
+  console.log(
+    JSON.stringify({
+      bench: "memory_timeline",
+      model: args.preset ?? dir,
+      seq: args.seq,
+      device: args.device,
+      marks: rows.map((r) => ({ phase: r.phase, ...round(r), max_rss_in_phase: Math.round(r.maxRssInPhase) })),
+      steps: results.map((r) => ({ ...r, ms: Math.round(r.ms) })),
+      samples: kept.map(round),
+    }),
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
