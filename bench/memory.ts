@@ -29,9 +29,10 @@ interface Sample {
   hwm: number;
 }
 
-/** A labelled reading at a phase boundary. */
+/** A labelled reading at a phase boundary; `file` is the part of RSS that maps files (the weight file, libraries). */
 interface Mark extends Sample {
   phase: string;
+  file: number;
 }
 
 const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu]`;
@@ -54,11 +55,11 @@ function parseArgs(argv: string[]): { preset?: string; model?: string; seq: numb
   return out;
 }
 
-/** Reads VmRSS and VmHWM (kB in the file) as MiB. */
-function readStatus(): { rss: number; hwm: number } {
+/** Reads VmRSS, VmHWM and RssFile (kB in the file) as MiB. */
+function readStatus(): { rss: number; hwm: number; file: number } {
   const text = fs.readFileSync("/proc/self/status", "utf8");
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
-  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024, file: kb("RssFile") / 1024 };
 }
 
 /** The sampler: a worker thread (same process, own event loop) that reads /proc/self/status every 100 ms. */
@@ -159,8 +160,10 @@ async function main(): Promise<void> {
   const mb = (x: number) => x.toFixed(0).padStart(8);
   const width = Math.max(28, ...rows.map((r) => r.phase.length));
   console.log(`memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}, ${samples.length} samples`);
-  console.log(`${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`);
-  for (const r of rows) console.log(`${r.phase.padEnd(width)} ${r.t.toFixed(1).padStart(8)} ${mb(r.rss)} ${mb(r.maxRssInPhase)} ${mb(r.hwm)}`);
+  console.log(
+    `${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"mapped".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`,
+  );
+  for (const r of rows) console.log(`${r.phase.padEnd(width)} ${r.t.toFixed(1).padStart(8)} ${mb(r.rss)} ${mb(r.file)} ${mb(r.maxRssInPhase)} ${mb(r.hwm)}`);
   for (const r of results) console.log(`step ${r.step}: loss ${r.loss.toFixed(4)}, grad norm ${r.gradNorm.toExponential(3)}, ${r.ms.toFixed(0)} ms`);
   const round = (s: Sample) => ({ t: +s.t.toFixed(2), rss: Math.round(s.rss), hwm: Math.round(s.hwm) });
   // The JSON keeps one sample per half second (the table's per-phase maxima use all of them).

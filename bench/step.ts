@@ -28,8 +28,17 @@ function stepFlops(vocab: number): number {
   const kv = R.numKvHeads * headDim;
   const linears = [h * h, h * kv, h * kv, h * h, h * R.intermediateSize, h * R.intermediateSize, R.intermediateSize * h];
   const linearParams = linears.reduce((a, b) => a + b, 0) * R.numLayers;
-  const loraFwd = R.numLayers * [[h, h], [h, kv], [h, kv], [h, h], [h, R.intermediateSize], [h, R.intermediateSize], [R.intermediateSize, h]]
-    .reduce((a, [i, o]) => a + 2 * tokens * R.rank * (i + o), 0);
+  const loraFwd =
+    R.numLayers *
+    [
+      [h, h],
+      [h, kv],
+      [h, kv],
+      [h, h],
+      [h, R.intermediateSize],
+      [h, R.intermediateSize],
+      [R.intermediateSize, h],
+    ].reduce((a, [i, o]) => a + 2 * tokens * R.rank * (i + o), 0);
   const attention = R.numLayers * 2 * 2 * R.batch * R.numHeads * R.seq * R.seq * headDim;
   const head = 2 * tokens * h * vocab;
   const forward = 2 * tokens * linearParams + attention + head + loraFwd;
@@ -60,7 +69,10 @@ async function matmulGflops(): Promise<number> {
 /** PyTorch eager on the same model, when Debian's python3-torch is installed: ms per step and its matmul GFLOP/s. */
 function torchStep(dir: string): { ms: number; matmulGflops: number; blas: string } | null {
   try {
-    const out = execFileSync("/usr/bin/python3", [path.join(__dirname, "../../bench/torch_step.py"), dir, JSON.stringify(R)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const out = execFileSync("/usr/bin/python3", [path.join(__dirname, "../../bench/torch_step.py"), dir, JSON.stringify(R)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     const r = JSON.parse(out);
     return { ms: r.ms_per_step, matmulGflops: r.matmul_gflops, blas: r.blas };
   } catch {
@@ -126,11 +138,17 @@ async function main(): Promise<void> {
     torch_blas: torch?.blas ?? null,
     speedup_vs_torch: torchMs === null ? null : +(torchMs / msPerStep).toFixed(2),
   };
-  console.log(`reference LoRA step on ${device}: ${result.ms_per_step} ms/step, ${result.tokens_per_s} tokens/s (first step incl. compile ${result.first_step_ms} ms)`);
-  console.log(`achieved ${result.achieved_gflops} GFLOP/s of ${result.step_gflop} GFLOP/step (median of ${steps} steps); plain 1024^3 MatMul ${result.matmul_gflops} GFLOP/s (best of 20 runs before and after); step efficiency ${result.step_efficiency}`);
+  console.log(
+    `reference LoRA step on ${device}: ${result.ms_per_step} ms/step, ${result.tokens_per_s} tokens/s (first step incl. compile ${result.first_step_ms} ms)`,
+  );
+  console.log(
+    `achieved ${result.achieved_gflops} GFLOP/s of ${result.step_gflop} GFLOP/step (median of ${steps} steps); plain 1024^3 MatMul ${result.matmul_gflops} GFLOP/s (best of 20 runs before and after); step efficiency ${result.step_efficiency}`,
+  );
   if (torch) {
     console.log(`PyTorch eager, same model and machine: ${result.torch_eager_ms_per_step} ms/step; tunelab is ${result.speedup_vs_torch}x faster`);
-    console.log(`  (this PyTorch's BLAS is "${torch.blas}" and its 1024^3 matmul runs at ${result.torch_matmul_gflops} GFLOP/s, so part of the gap is its BLAS, not eager execution)`);
+    console.log(
+      `  (this PyTorch's BLAS is "${torch.blas}" and its 1024^3 matmul runs at ${result.torch_matmul_gflops} GFLOP/s, so part of the gap is its BLAS, not eager execution)`,
+    );
   }
   console.log(JSON.stringify(result));
 }

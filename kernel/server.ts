@@ -65,7 +65,10 @@ class Cell {
   readonly errors: unknown[][] = [];
   readonly pending: Promise<void>[] = [];
   failure: Error | null = null;
-  constructor(readonly publish: Publish, readonly count: number) {}
+  constructor(
+    readonly publish: Publish,
+    readonly count: number,
+  ) {}
 
   /** Publishes the cell's last value as execute_result (the executor calls console.log(value) for it). */
   result(value: unknown): void {
@@ -232,7 +235,10 @@ class TunelabHandler implements JupyterHandler {
 
 /** tslab's ZeroMQ server with execute replies and IOPub messages the way Jupyter clients expect them. */
 class TunelabServer extends tslabJupyter.ZmqServer {
-  constructor(private readonly tunelab: TunelabHandler, configPath: string) {
+  constructor(
+    private readonly tunelab: TunelabHandler,
+    configPath: string,
+  ) {
     super(tunelab, configPath);
     tunelab.inputPending = () => this.shell?.readable === true;
   }

@@ -172,7 +172,13 @@ const LOGO_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
 
 /** Renders the same logo as an RGBA PNG of `size` x `size` pixels (tiny encoder: one IDAT, no filtering). */
 function logoPng(size: number): Buffer {
-  const pts: Array<[number, number]> = [[10, 14], [20, 34], [30, 42], [42, 47], [54, 50]];
+  const pts: Array<[number, number]> = [
+    [10, 14],
+    [20, 34],
+    [30, 42],
+    [42, 47],
+    [54, 50],
+  ];
   const scale = size / 64;
   const raw = Buffer.alloc((size * 4 + 1) * size);
   for (let y = 0; y < size; y++) {

@@ -23,12 +23,36 @@ const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)];
 
 // ---------- classification: support tickets ----------
 
-const products = ["wireless headphones", "laptop stand", "coffee maker", "smart watch", "desk lamp", "phone case",
-  "bluetooth speaker", "yoga mat", "backpack", "water bottle", "keyboard", "webcam", "air purifier", "blender"];
-const openers = ["", "", "Hi,", "Hello,", "Hi there,", "Hello team,", "Good morning,", "Hey,", "Dear support,", "Urgent:",
-  "Quick question:", "Help please:"];
-const closers = ["", "", "", "Thanks.", "Thank you!", "Please help.", "Any update would be appreciated.",
-  "Can you look into this?", "Thanks in advance.", "This is frustrating.", "Please advise."];
+const products = [
+  "wireless headphones",
+  "laptop stand",
+  "coffee maker",
+  "smart watch",
+  "desk lamp",
+  "phone case",
+  "bluetooth speaker",
+  "yoga mat",
+  "backpack",
+  "water bottle",
+  "keyboard",
+  "webcam",
+  "air purifier",
+  "blender",
+];
+const openers = ["", "", "Hi,", "Hello,", "Hi there,", "Hello team,", "Good morning,", "Hey,", "Dear support,", "Urgent:", "Quick question:", "Help please:"];
+const closers = [
+  "",
+  "",
+  "",
+  "Thanks.",
+  "Thank you!",
+  "Please help.",
+  "Any update would be appreciated.",
+  "Can you look into this?",
+  "Thanks in advance.",
+  "This is frustrating.",
+  "Please advise.",
+];
 const orderRef = () => `order #${10000 + rng.int(90000)}`;
 const money = () => `$${5 + rng.int(300)}.${String(rng.int(100)).padStart(2, "0")}`;
 
@@ -37,12 +61,19 @@ type Slots = Record<string, () => string>;
 const topics: Record<string, { slots: Slots; bodies: string[] }> = {
   billing: {
     slots: {
-      charge: () => pick(["charged twice", "double charged", "billed twice", "charged the wrong amount", "overcharged",
-        "charged after I cancelled", "billed for a plan I never chose"]),
+      charge: () =>
+        pick([
+          "charged twice",
+          "double charged",
+          "billed twice",
+          "charged the wrong amount",
+          "overcharged",
+          "charged after I cancelled",
+          "billed for a plan I never chose",
+        ]),
       doc: () => pick(["invoice", "receipt", "billing statement", "bank statement", "credit card statement"]),
       pay: () => pick(["payment", "card payment", "PayPal payment", "bank transfer", "renewal fee", "subscription fee"]),
-      want: () => pick(["a refund", "my money back", "a corrected invoice", "the extra charge reversed", "a partial refund",
-        "the discount applied"]),
+      want: () => pick(["a refund", "my money back", "a corrected invoice", "the extra charge reversed", "a partial refund", "the discount applied"]),
       amount: money,
     },
     bodies: [
@@ -60,15 +91,21 @@ const topics: Record<string, { slots: Slots; bodies: string[] }> = {
   },
   technical: {
     slots: {
-      fail: () => pick(["crashes", "freezes", "keeps restarting", "shows a blank screen", "will not turn on", "disconnects",
-        "stops responding", "overheats"]),
-      when: () => pick(["after the latest update", "every time I open it", "when I connect it to wifi", "during setup",
-        "after a few minutes", "since the firmware update", "when charging"]),
+      fail: () => pick(["crashes", "freezes", "keeps restarting", "shows a blank screen", "will not turn on", "disconnects", "stops responding", "overheats"]),
+      when: () =>
+        pick([
+          "after the latest update",
+          "every time I open it",
+          "when I connect it to wifi",
+          "during setup",
+          "after a few minutes",
+          "since the firmware update",
+          "when charging",
+        ]),
       err: () => `error code ${pick(["E", "ERR-", "0x"])}${100 + rng.int(900)}`,
-      thing: () => pick(["the app", "the mobile app", "the companion app", "the firmware", "the bluetooth pairing",
-        "the software", "the driver", "the settings page"]),
-      tried: () => pick(["reinstalling", "a factory reset", "restarting my phone", "updating the firmware", "clearing the cache",
-        "a different cable"]),
+      thing: () =>
+        pick(["the app", "the mobile app", "the companion app", "the firmware", "the bluetooth pairing", "the software", "the driver", "the settings page"]),
+      tried: () => pick(["reinstalling", "a factory reset", "restarting my phone", "updating the firmware", "clearing the cache", "a different cable"]),
     },
     bodies: [
       "My {product} {fail} {when}.",
@@ -85,8 +122,16 @@ const topics: Record<string, { slots: Slots; bodies: string[] }> = {
   },
   shipping: {
     slots: {
-      late: () => pick(["has not arrived", "is two weeks late", "is still not here", "never arrived", "is stuck in transit",
-        "was delivered to the wrong address", "arrived damaged"]),
+      late: () =>
+        pick([
+          "has not arrived",
+          "is two weeks late",
+          "is still not here",
+          "never arrived",
+          "is stuck in transit",
+          "was delivered to the wrong address",
+          "arrived damaged",
+        ]),
       track: () => pick(["tracking number", "tracking page", "courier website", "delivery status", "shipment tracking"]),
       carrier: () => pick(["the courier", "the delivery driver", "the post office", "the carrier", "UPS", "DHL"]),
       box: () => pick(["package", "parcel", "box", "delivery", "shipment"]),
@@ -107,13 +152,11 @@ const topics: Record<string, { slots: Slots; bodies: string[] }> = {
   },
   account: {
     slots: {
-      locked: () => pick(["locked out of my account", "unable to sign in", "unable to log in", "stuck at the login screen",
-        "blocked after too many attempts"]),
+      locked: () => pick(["locked out of my account", "unable to sign in", "unable to log in", "stuck at the login screen", "blocked after too many attempts"]),
       cred: () => pick(["password", "username", "email address", "phone number", "security question", "login email"]),
-      mfa: () => pick(["two-factor code", "verification code", "one-time passcode", "authentication text",
-        "confirmation email"]),
-      act: () => pick(["delete my account", "close my account", "merge my two accounts", "update my profile",
-        "change my account name", "remove my saved addresses"]),
+      mfa: () => pick(["two-factor code", "verification code", "one-time passcode", "authentication text", "confirmation email"]),
+      act: () =>
+        pick(["delete my account", "close my account", "merge my two accounts", "update my profile", "change my account name", "remove my saved addresses"]),
     },
     bodies: [
       "I am {locked} and the reset link for my {cred} never arrives.",
@@ -156,17 +199,18 @@ function ticket(label: string): string {
     body = rng.next() < 0.5 ? `${aside} ${body}` : `${body} ${aside}`;
   }
   // A shared lead-in of varying length shifts where the topic words fall.
-  const lead = rng.next() < 0.45
-    ? pick([
-        `Regarding ${orderRef()}.`,
-        `About my ${pick(products)}.`,
-        "I have a problem.",
-        "I have been a customer for years and this is the first time I write.",
-        `I bought a ${pick(products)} last month.`,
-        "Sorry to bother you again.",
-        "Not sure who handles this.",
-      ])
-    : "";
+  const lead =
+    rng.next() < 0.45
+      ? pick([
+          `Regarding ${orderRef()}.`,
+          `About my ${pick(products)}.`,
+          "I have a problem.",
+          "I have been a customer for years and this is the first time I write.",
+          `I bought a ${pick(products)} last month.`,
+          "Sorry to bother you again.",
+          "Not sure who handles this.",
+        ])
+      : "";
   const text = [pick(openers), lead, body, pick(closers)].filter((s) => s !== "").join(" ");
   return text[0].toUpperCase() + text.slice(1);
 }
@@ -188,24 +232,68 @@ const ticketsOut = rng.shuffle(tickets);
 
 // ---------- alpaca: small instructions with answers that can be checked ----------
 
-const WORDS = ["apple", "river", "garden", "window", "rocket", "pencil", "castle", "orange", "bridge", "forest", "tiger",
-  "candle", "mirror", "planet", "silver", "button", "island", "pepper", "dragon", "ticket"];
+const WORDS = [
+  "apple",
+  "river",
+  "garden",
+  "window",
+  "rocket",
+  "pencil",
+  "castle",
+  "orange",
+  "bridge",
+  "forest",
+  "tiger",
+  "candle",
+  "mirror",
+  "planet",
+  "silver",
+  "button",
+  "island",
+  "pepper",
+  "dragon",
+  "ticket",
+];
 const DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
-const NUM = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-  "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"];
+const NUM = [
+  "zero",
+  "one",
+  "two",
+  "three",
+  "four",
+  "five",
+  "six",
+  "seven",
+  "eight",
+  "nine",
+  "ten",
+  "eleven",
+  "twelve",
+  "thirteen",
+  "fourteen",
+  "fifteen",
+  "sixteen",
+  "seventeen",
+  "eighteen",
+  "nineteen",
+  "twenty",
+];
 
 type Alpaca = { instruction: string; input: string; output: string; system?: string; history?: [string, string][] };
 const tasks: (() => Alpaca)[] = [
   () => {
-    const a = rng.int(50), b = rng.int(50);
+    const a = rng.int(50),
+      b = rng.int(50);
     return { instruction: "Add the two numbers.", input: `${a} and ${b}`, output: String(a + b) };
   },
   () => {
-    const a = 20 + rng.int(60), b = rng.int(20);
+    const a = 20 + rng.int(60),
+      b = rng.int(20);
     return { instruction: "Subtract the second number from the first.", input: `${a} and ${b}`, output: String(a - b) };
   },
   () => {
-    const a = 2 + rng.int(10), b = 2 + rng.int(10);
+    const a = 2 + rng.int(10),
+      b = 2 + rng.int(10);
     return { instruction: `What is ${a} times ${b}?`, input: "", output: `${a} times ${b} is ${a * b}.` };
   },
   () => {
@@ -230,7 +318,14 @@ const tasks: (() => Alpaca)[] = [
   },
   () => {
     const xs = Array.from({ length: 4 }, () => rng.int(100));
-    return { instruction: "Sort the numbers from smallest to largest.", input: xs.join(", "), output: xs.slice().sort((a, b) => a - b).join(", ") };
+    return {
+      instruction: "Sort the numbers from smallest to largest.",
+      input: xs.join(", "),
+      output: xs
+        .slice()
+        .sort((a, b) => a - b)
+        .join(", "),
+    };
   },
   () => {
     const label = pick(labels);
@@ -243,7 +338,9 @@ const tasks: (() => Alpaca)[] = [
     };
   },
   () => {
-    const a = rng.int(10), b = rng.int(10), c = rng.int(10);
+    const a = rng.int(10),
+      b = rng.int(10),
+      c = rng.int(10);
     return {
       instruction: `And if you add ${c} more?`,
       input: "",

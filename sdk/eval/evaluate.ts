@@ -36,7 +36,13 @@ export function textExamples(rows: readonly Row[], tokenizer: { encode(text: str
 }
 
 /** Evaluates examples in batches of `batchSize` (input order, no shuffling) with the given trainable tensors. */
-export async function evaluateExamples(pass: ForwardPass, values: TrainableValues, examples: readonly TokenizedExample[], batchSize: number, padTokenId: number): Promise<Evaluation> {
+export async function evaluateExamples(
+  pass: ForwardPass,
+  values: TrainableValues,
+  examples: readonly TokenizedExample[],
+  batchSize: number,
+  padTokenId: number,
+): Promise<Evaluation> {
   if (examples.length === 0) throw new Error("evaluate: there are no examples to evaluate (is val_size 0?)");
   let lossSum = 0;
   let count = 0;

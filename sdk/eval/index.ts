@@ -13,16 +13,7 @@ export {
   tokenAccuracy,
   uniqueLabels,
 } from "./metrics";
-export type {
-  Average,
-  AverageOptions,
-  ClassificationMetrics,
-  ClassScores,
-  ConfusionMatrix,
-  Label,
-  TokenAccuracyOptions,
-  TokenIds,
-} from "./metrics";
+export type { Average, AverageOptions, ClassificationMetrics, ClassScores, ConfusionMatrix, Label, TokenAccuracyOptions, TokenIds } from "./metrics";
 export { evaluateExamples, evaluateModel, textExamples } from "./evaluate";
 export type { EvalTarget, Evaluation } from "./evaluate";
 export { EvalReport } from "./report";

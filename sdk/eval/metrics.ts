@@ -50,7 +50,10 @@ function checkPair(fn: string, yTrue: readonly Label[], yPred: readonly Label[])
     throw new Error(`${fn}: yTrue has ${yTrue.length} labels but yPred has ${yPred.length}; they must be the same length`);
   }
   if (yTrue.length === 0) throw new Error(`${fn}: no samples (yTrue and yPred are empty)`);
-  for (const [name, ys] of [["yTrue", yTrue], ["yPred", yPred]] as const) {
+  for (const [name, ys] of [
+    ["yTrue", yTrue],
+    ["yPred", yPred],
+  ] as const) {
     for (const [i, y] of ys.entries()) {
       if (typeof y === "number" ? !Number.isInteger(y) : typeof y !== "string") {
         throw new Error(`${fn}: ${name}[${i}] must be a string or an integer label, got ${JSON.stringify(y)}`);
@@ -62,7 +65,9 @@ function checkPair(fn: string, yTrue: readonly Label[], yPred: readonly Label[])
   const odd = [...yTrue, ...yPred].findIndex((y) => typeof y !== kind);
   if (odd >= 0) {
     const [name, i] = odd < yTrue.length ? ["yTrue", odd] : ["yPred", odd - yTrue.length];
-    throw new Error(`${fn}: labels mix strings and numbers (yTrue[0] is a ${kind}, ${name}[${i}] is ${JSON.stringify(odd < yTrue.length ? yTrue[i] : yPred[i])}); use one type`);
+    throw new Error(
+      `${fn}: labels mix strings and numbers (yTrue[0] is a ${kind}, ${name}[${i}] is ${JSON.stringify(odd < yTrue.length ? yTrue[i] : yPred[i])}); use one type`,
+    );
   }
 }
 
@@ -73,11 +78,14 @@ export function uniqueLabels(...lists: ReadonlyArray<readonly Label[]>): Label[]
   const all = [...set];
   const kinds = new Set(all.map((y) => typeof y));
   if (kinds.size > 1) {
-    throw new Error(`labels mix strings and numbers (${all.slice(0, 6).map((y) => JSON.stringify(y)).join(", ")}); use one type`);
+    throw new Error(
+      `labels mix strings and numbers (${all
+        .slice(0, 6)
+        .map((y) => JSON.stringify(y))
+        .join(", ")}); use one type`,
+    );
   }
-  return kinds.has("number")
-    ? (all as number[]).sort((a, b) => a - b)
-    : (all as string[]).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return kinds.has("number") ? (all as number[]).sort((a, b) => a - b) : (all as string[]).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 function resolveLabels(fn: string, yTrue: readonly Label[], yPred: readonly Label[], labels?: readonly Label[]): Label[] {
@@ -170,7 +178,10 @@ function averaged(fn: string, score: ScoreName, yTrue: readonly Label[], yPred: 
   if (average === "macro") return per.reduce((s, r) => s + r[score], 0) / per.length;
   if (average === "weighted") {
     const total = per.reduce((s, r) => s + r.support, 0);
-    return div(per.reduce((s, r) => s + r[score] * r.support, 0), total);
+    return div(
+      per.reduce((s, r) => s + r[score] * r.support, 0),
+      total,
+    );
   }
   throw new Error(`${fn}: average must be "macro", "micro" or "weighted", got ${JSON.stringify(average)}`);
 }

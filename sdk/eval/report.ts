@@ -150,7 +150,14 @@ export class EvalReport implements Displayable {
     if (this.perClass?.length) parts.push("", textTable(["label", "precision", "recall", "f1", "support"], this.classRows(), { decimals: FIXED }));
     if (this.confusion) {
       const names = this.confusion.labels.map(String);
-      parts.push("", textTable(["true \\ pred", ...names], this.confusion.matrix.map((r, i) => [names[i], ...r]), { caption: "Confusion matrix" }));
+      parts.push(
+        "",
+        textTable(
+          ["true \\ pred", ...names],
+          this.confusion.matrix.map((r, i) => [names[i], ...r]),
+          { caption: "Confusion matrix" },
+        ),
+      );
     }
     return parts.join("\n");
   }

@@ -88,10 +88,12 @@ function writeGraph(w: ProtoWriter, graph: Graph, replace?: ReadonlyMap<Value, T
 
 function writeValueInfo(w: ProtoWriter, name: string, value: Value): void {
   w.string(1, name);
-  w.message(2, (type) => type.message(1, (tensor) => {
-    tensor.int(1, ONNX_DTYPE[value.dtype]);
-    tensor.message(2, (shape) => writeShape(shape, value.shape));
-  }));
+  w.message(2, (type) =>
+    type.message(1, (tensor) => {
+      tensor.int(1, ONNX_DTYPE[value.dtype]);
+      tensor.message(2, (shape) => writeShape(shape, value.shape));
+    }),
+  );
 }
 
 function writeShape(w: ProtoWriter, shape: Shape): void {

@@ -212,7 +212,11 @@ export class Builder {
 
   /** Sum of every element, as a scalar. */
   sumAll(x: Value): Value {
-    return this.reduceSum(x, x.shape.map((_, i) => i), false);
+    return this.reduceSum(
+      x,
+      x.shape.map((_, i) => i),
+      false,
+    );
   }
 
   // ---- linear algebra -------------------------------------------------------------------------------------
@@ -246,7 +250,8 @@ export class Builder {
    */
   linear(x: Value, weight: Value, bias: Value | null = null): Value {
     const [out, inFeatures] = weight.shape;
-    if (weight.rank !== 2 || typeof out !== "number" || typeof inFeatures !== "number") throw new Error(`linear: weight must be a static matrix, got ${weight}`);
+    if (weight.rank !== 2 || typeof out !== "number" || typeof inFeatures !== "number")
+      throw new Error(`linear: weight must be a static matrix, got ${weight}`);
     let y: Value;
     if (x.rank === 2) y = this.gemm(x, weight, { transB: true });
     else {
@@ -271,12 +276,10 @@ export class Builder {
    */
   crossEntropy(logits: Value, labels: Value, ignoreIndex = -100, reduction: "mean" | "sum" = "mean"): Value {
     if (logits.rank !== 2 || labels.rank !== 1) throw new Error(`crossEntropy: expected logits [N, C] and labels [N], got ${logits} and ${labels}`);
-    const [loss] = this.graph.addNode(
-      "SoftmaxCrossEntropyLoss",
-      [logits, labels],
-      [{ dtype: logits.dtype, shape: [] }],
-      { reduction: str(reduction), ignore_index: int(ignoreIndex) },
-    );
+    const [loss] = this.graph.addNode("SoftmaxCrossEntropyLoss", [logits, labels], [{ dtype: logits.dtype, shape: [] }], {
+      reduction: str(reduction),
+      ignore_index: int(ignoreIndex),
+    });
     return loss;
   }
 
@@ -419,7 +422,13 @@ export class Builder {
   }
 
   /** Raw escape hatch for an op without a typed builder. */
-  op(op: string, inputs: readonly (Value | null)[], outputs: { dtype: DType; shape: Shape }[], attrs: Parameters<Graph["addNode"]>[3] = {}, domain = ""): Value[] {
+  op(
+    op: string,
+    inputs: readonly (Value | null)[],
+    outputs: { dtype: DType; shape: Shape }[],
+    attrs: Parameters<Graph["addNode"]>[3] = {},
+    domain = "",
+  ): Value[] {
     return this.graph.addNode(op, inputs, outputs, attrs, domain);
   }
 }
@@ -461,4 +470,3 @@ export function toArray(values: readonly number[] | TensorArray, dtype: DType): 
 export function toHalf(x: number): number {
   return float32ToF16Bits([x])[0];
 }
-

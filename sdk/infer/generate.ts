@@ -147,7 +147,8 @@ export class Generator {
       return BigInt64Array.from(rows.flat(), (v) => BigInt(v));
     };
     for (const row of ids) {
-      for (const t of row) if (!Number.isSafeInteger(t) || t < 0 || t >= vocab) throw new Error(`forward: token id ${t} is outside the vocabulary (0..${vocab - 1})`);
+      for (const t of row)
+        if (!Number.isSafeInteger(t) || t < 0 || t >= vocab) throw new Error(`forward: token id ${t} is outside the vocabulary (0..${vocab - 1})`);
     }
     const mask = inputs.attentionMask ?? ids.map(() => new Array<number>(total).fill(1));
     const positions = inputs.positionIds ?? ids.map(() => Array.from({ length: seq }, (_, i) => past.length + i));
@@ -200,10 +201,7 @@ export class Generator {
   generate(prompt: readonly number[], opts?: GenerateOptions): Promise<GenerationResult>;
   /** Generates continuations of several prompts in one batch (left-padded, each row stops on its own). */
   generate(prompts: readonly (readonly number[])[], opts?: GenerateOptions): Promise<GenerationResult[]>;
-  async generate(
-    prompt: readonly number[] | readonly (readonly number[])[],
-    opts: GenerateOptions = {},
-  ): Promise<GenerationResult | GenerationResult[]> {
+  async generate(prompt: readonly number[] | readonly (readonly number[])[], opts: GenerateOptions = {}): Promise<GenerationResult | GenerationResult[]> {
     const batched = prompt.length > 0 && Array.isArray(prompt[0]);
     const prompts = (batched ? prompt : [prompt]) as readonly (readonly number[])[];
     if (prompts.length === 0) throw new Error("generate: no prompts");

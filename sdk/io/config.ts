@@ -235,31 +235,23 @@ export function parseModelConfig(obj: Record<string, unknown>, source = "config.
   const f = new Fields(obj, source);
   const archs = obj.architectures;
   if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== "string") {
-    throw new Error(
-      `${source}: "architectures" must be a non-empty list such as ["LlamaForCausalLM"], got ${JSON.stringify(archs)}`,
-    );
+    throw new Error(`${source}: "architectures" must be a non-empty list such as ["LlamaForCausalLM"], got ${JSON.stringify(archs)}`);
   }
   const architecture = archs[0] as string;
   const arch = SUPPORTED_ARCHITECTURES[architecture];
   if (!arch) {
-    throw new Error(
-      `${source}: architecture "${architecture}" is not supported; expected one of ${Object.keys(SUPPORTED_ARCHITECTURES).join(", ")}`,
-    );
+    throw new Error(`${source}: architecture "${architecture}" is not supported; expected one of ${Object.keys(SUPPORTED_ARCHITECTURES).join(", ")}`);
   }
   const hiddenSize = f.int("hidden_size");
   const numAttentionHeads = f.int("num_attention_heads");
   const numKeyValueHeads = f.optInt("num_key_value_heads", 1) ?? numAttentionHeads;
   if (numAttentionHeads % numKeyValueHeads !== 0) {
-    throw new Error(
-      `${source}: "num_attention_heads" (${numAttentionHeads}) must be a multiple of "num_key_value_heads" (${numKeyValueHeads})`,
-    );
+    throw new Error(`${source}: "num_attention_heads" (${numAttentionHeads}) must be a multiple of "num_key_value_heads" (${numKeyValueHeads})`);
   }
   let headDim = f.optInt("head_dim", 1);
   if (headDim === undefined) {
     if (hiddenSize % numAttentionHeads !== 0) {
-      throw new Error(
-        `${source}: "hidden_size" (${hiddenSize}) is not divisible by "num_attention_heads" (${numAttentionHeads}) and there is no "head_dim"`,
-      );
+      throw new Error(`${source}: "hidden_size" (${hiddenSize}) is not divisible by "num_attention_heads" (${numAttentionHeads}) and there is no "head_dim"`);
     }
     headDim = hiddenSize / numAttentionHeads;
   }

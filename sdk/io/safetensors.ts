@@ -33,15 +33,7 @@ export const DTYPE_SIZE: Readonly<Record<Dtype, number>> = {
 };
 
 /** The typed array a tensor of each dtype is returned as (F16/BF16 as raw 16-bit patterns, BOOL as bytes). */
-export type TensorArray =
-  | Float64Array
-  | Float32Array
-  | Uint16Array
-  | BigInt64Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array;
+export type TensorArray = Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
 /** A tensor read from a file: `data` is a typed array whose element type follows `dtype`. */
 export interface Tensor {
@@ -166,12 +158,7 @@ function parseHeader(json: unknown, file: string, dataStart: number, dataSize: n
       throw new Error(`${where}: shape must be an array of non-negative integers, got ${describe(shape)}`);
     }
     const offsets = entry.data_offsets;
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-      offsets[0] > offsets[1]
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
       throw new Error(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${describe(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
@@ -185,8 +172,7 @@ function parseHeader(json: unknown, file: string, dataStart: number, dataSize: n
     }
     if (end > dataSize) {
       throw new Error(
-        `${where}: data_offsets [${begin}, ${end}] run past the end of the data area (${dataSize} bytes); ` +
-          `the file is truncated or the header is wrong`,
+        `${where}: data_offsets [${begin}, ${end}] run past the end of the data area (${dataSize} bytes); ` + `the file is truncated or the header is wrong`,
       );
     }
     entries.push({ name, dtype: dtype as Dtype, shape: (shape as number[]).slice(), begin, end });
@@ -197,9 +183,7 @@ function parseHeader(json: unknown, file: string, dataStart: number, dataSize: n
   let previous: string | null = null;
   for (const e of byPosition) {
     if (e.begin < cursor) {
-      throw new Error(
-        `${file}: tensor "${e.name}" data_offsets [${e.begin}, ${e.end}] overlap tensor "${previous}" (which ends at ${cursor})`,
-      );
+      throw new Error(`${file}: tensor "${e.name}" data_offsets [${e.begin}, ${e.end}] overlap tensor "${previous}" (which ends at ${cursor})`);
     }
     if (e.begin > cursor) {
       throw new Error(
@@ -211,9 +195,7 @@ function parseHeader(json: unknown, file: string, dataStart: number, dataSize: n
     previous = e.name;
   }
   if (cursor !== dataSize) {
-    throw new Error(
-      `${file}: the header describes ${cursor} bytes of tensor data but the file holds ${dataSize} bytes after the header`,
-    );
+    throw new Error(`${file}: the header describes ${cursor} bytes of tensor data but the file holds ${dataSize} bytes after the header`);
   }
   const tensors = new Map<string, TensorInfo>();
   for (const e of entries) {
@@ -278,10 +260,7 @@ export class SafetensorsFile implements TensorSource {
       readFully(fd, lenBytes, 0, file, "the header length");
       const headerLen = lenBytes.readBigUInt64LE(0);
       if (headerLen > BigInt(fileSize - 8)) {
-        throw new Error(
-          `${file}: header length ${headerLen} is larger than the ${fileSize - 8} bytes after it; ` +
-            `the file is truncated or not safetensors`,
-        );
+        throw new Error(`${file}: header length ${headerLen} is larger than the ${fileSize - 8} bytes after it; ` + `the file is truncated or not safetensors`);
       }
       if (headerLen > BigInt(MAX_HEADER_BYTES)) {
         throw new Error(`${file}: header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
@@ -360,12 +339,7 @@ export class ShardedSafetensors implements TensorSource {
   private readonly shards: Map<string, SafetensorsFile>;
   private readonly weightMap: Map<string, SafetensorsFile>;
 
-  private constructor(
-    indexPath: string,
-    metadata: Record<string, string>,
-    shards: Map<string, SafetensorsFile>,
-    weightMap: Map<string, SafetensorsFile>,
-  ) {
+  private constructor(indexPath: string, metadata: Record<string, string>, shards: Map<string, SafetensorsFile>, weightMap: Map<string, SafetensorsFile>) {
     this.path = indexPath;
     this.metadata = metadata;
     this.shards = shards;
@@ -398,9 +372,7 @@ export class ShardedSafetensors implements TensorSource {
     try {
       for (const [name, shardName] of Object.entries(weightMapRaw as Record<string, unknown>)) {
         if (typeof shardName !== "string" || shardName === "" || /[\\/]/.test(shardName) || shardName === "..") {
-          throw new Error(
-            `${indexPath}: weight_map["${name}"] must be a shard file name in the same folder, got ${describe(shardName)}`,
-          );
+          throw new Error(`${indexPath}: weight_map["${name}"] must be a shard file name in the same folder, got ${describe(shardName)}`);
         }
         let shard = shards.get(shardName);
         if (!shard) {
@@ -560,9 +532,7 @@ function checkTensorInput(file: string, name: string, t: TensorInput): number {
     throw new Error(`${where}: dtype ${t.dtype} needs a ${NATIVE_ARRAY[t.dtype]} (or raw bytes in a Uint8Array), got ${kind}`);
   }
   if (t.data.byteLength !== need) {
-    throw new Error(
-      `${where}: dtype ${t.dtype} with shape [${t.shape.join(", ")}] needs ${need} bytes but data has ${t.data.byteLength}`,
-    );
+    throw new Error(`${where}: dtype ${t.dtype} with shape [${t.shape.join(", ")}] needs ${need} bytes but data has ${t.data.byteLength}`);
   }
   return need;
 }
@@ -591,11 +561,7 @@ function tensorBytes(t: TensorInput): Uint8Array {
  * Tensors are laid out largest element size first, so every tensor starts at an offset aligned to its
  * element size; the header is padded with spaces to a multiple of 8 bytes.
  */
-export function writeSafetensors(
-  file: string,
-  tensors: Record<string, TensorInput>,
-  metadata?: Record<string, string>,
-): void {
+export function writeSafetensors(file: string, tensors: Record<string, TensorInput>, metadata?: Record<string, string>): void {
   assertLittleEndian();
   if (Object.prototype.hasOwnProperty.call(tensors, "__metadata__")) {
     throw new Error(`${file}: "__metadata__" is reserved and cannot be a tensor name`);

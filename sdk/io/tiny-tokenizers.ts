@@ -55,9 +55,7 @@ export function byteTokenizer(flavour: "llama" | "chatml"): TokenizerFiles {
   const vocab: Record<string, number> = {};
   chars.forEach((c, b) => (vocab[c] = b));
   const specials =
-    flavour === "llama"
-      ? ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"]
-      : ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+    flavour === "llama" ? ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"] : ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
   const added = [...specials.map((content) => ({ content, special: true })), { content: "<think>", special: false }, { content: "</think>", special: false }];
   const addedTokens = added.map((t, i) => ({
     id: 256 + i,

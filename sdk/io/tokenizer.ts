@@ -247,9 +247,7 @@ export class Tokenizer {
       else if (this.chatTemplates.default !== undefined) name = "default";
       else if (names.length === 1) name = names[0];
       else {
-        throw new Error(
-          `${this.sources.tokenizerConfig}: chat_template has several templates (${names.join(", ")}) and no "default"; pass templateName`,
-        );
+        throw new Error(`${this.sources.tokenizerConfig}: chat_template has several templates (${names.join(", ")}) and no "default"; pass templateName`);
       }
     }
     const source = this.chatTemplates[name] ?? builtin;

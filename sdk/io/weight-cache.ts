@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { float32ToF16Bits } from "../util/float16";
-import { toFloat32, type TensorSource } from "./safetensors";
+import { DTYPE_SIZE, toFloat32, type Dtype, type Tensor, type TensorSource } from "./safetensors";
 
 /** The element types a weight file holds. */
 export type WeightFileDtype = "float32" | "float16";
@@ -64,11 +64,10 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
     try {
       let offset = 0;
       for (const name of names) {
-        const bytes = encode(source, name, dtype);
         offset = Math.ceil(offset / ALIGN) * ALIGN;
-        writeAll(fd, bytes, offset);
-        tensors[name] = { shape: source.info(name).shape, offset, length: bytes.byteLength };
-        offset += bytes.byteLength;
+        const length = convertTensor(source, name, dtype, fd, offset);
+        tensors[name] = { shape: source.info(name).shape, offset, length };
+        offset += length;
       }
       fs.fsyncSync(fd);
     } finally {
@@ -126,17 +125,49 @@ function dropEntriesOfMissingCheckpoints(weightsDir: string): void {
   }
 }
 
-function encode(source: TensorSource, name: string, dtype: WeightFileDtype): Uint8Array {
-  const t = source.read(name);
-  if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) {
-    throw new Error(`${source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
+/** Elements converted at a time (16 MiB of float32): memory stays flat however large a tensor (an embedding) is. */
+const CHUNK_ELEMENTS = 1 << 22;
+
+/** Converts one tensor into the file at `position`, chunk by chunk; returns the bytes written. */
+function convertTensor(source: TensorSource, name: string, dtype: WeightFileDtype, fd: number, position: number): number {
+  const info = source.info(name);
+  if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+    throw new Error(`${source.path}: "${name}" has dtype ${info.dtype}; model weights must be F32, F16, BF16 or F64`);
   }
-  const values = dtype === "float16" && t.dtype === "F16" ? (t.data as Uint16Array) : dtype === "float16" ? float32ToF16Bits(toFloat32(t)) : toFloat32(t);
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const inSize = DTYPE_SIZE[info.dtype];
+  const numel = info.byteLength / inSize;
+  const src = fs.openSync(info.file, "r");
+  try {
+    let written = 0;
+    for (let start = 0; start < numel; start += CHUNK_ELEMENTS) {
+      const count = Math.min(CHUNK_ELEMENTS, numel - start);
+      const bytes = new Uint8Array(count * inSize);
+      if (fs.readSync(src, bytes, 0, bytes.length, info.byteOffset + start * inSize) !== bytes.length) {
+        throw new Error(`${info.file}: "${name}" is cut short (the file ends inside the tensor)`);
+      }
+      const out = encodeChunk({ dtype: info.dtype, shape: [count], data: typedView(info.dtype, bytes) }, dtype);
+      writeAll(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position + written);
+      written += out.byteLength;
+    }
+    return written;
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+function typedView(dtype: Dtype, bytes: Uint8Array): Tensor["data"] {
+  if (dtype === "F32") return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  if (dtype === "F64") return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+}
+
+function encodeChunk(t: Tensor, dtype: WeightFileDtype): Float32Array | Uint16Array {
+  if (dtype === "float16") return t.dtype === "F16" ? (t.data as Uint16Array) : float32ToF16Bits(toFloat32(t));
+  return toFloat32(t);
 }
 
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.byteLength; ) {
+  for (let done = 0; done < bytes.byteLength;) {
     done += fs.writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30), position + done);
   }
 }

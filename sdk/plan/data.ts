@@ -96,7 +96,9 @@ export class DataPlan {
         case "split":
           return `split ${JSON.stringify(s.options)}`;
         case "augment":
-          return `augment ${Object.keys(s.options).filter((k) => k !== "onProgress").join(", ")}`;
+          return `augment ${Object.keys(s.options)
+            .filter((k) => k !== "onProgress")
+            .join(", ")}`;
         case "shuffle":
           return `shuffle (seed ${s.seed})`;
         case "sample":
@@ -138,7 +140,13 @@ export class DataPreview implements Displayable {
 
   private parts(): { name: string; ds: Dataset<Row> }[] {
     const d = this.data;
-    return d instanceof Dataset ? [{ name: "all", ds: d }] : [{ name: "train", ds: d.train }, { name: "val", ds: d.val }, { name: "test", ds: d.test }].filter((p) => p.ds.length > 0);
+    return d instanceof Dataset
+      ? [{ name: "all", ds: d }]
+      : [
+          { name: "train", ds: d.train },
+          { name: "val", ds: d.val },
+          { name: "test", ds: d.test },
+        ].filter((p) => p.ds.length > 0);
   }
 
   [JUPYTER_DISPLAY](opts: DisplayOptions = {}): MimeBundle {
@@ -156,7 +164,10 @@ export class DataPreview implements Displayable {
     if (this.tokenizer) {
       const lengths = tokenLengths(first, this.tokenizer);
       const stats = tokenLengthStats(lengths);
-      html += plotlyHtml(histogram(lengths, { title: `token lengths (p50 ${stats.p50}, p90 ${stats.p90}, max ${stats.max})` }), { inlinePlotly: inline, height: "260px" });
+      html += plotlyHtml(histogram(lengths, { title: `token lengths (p50 ${stats.p50}, p90 ${stats.p90}, max ${stats.max})` }), {
+        inlinePlotly: inline,
+        height: "260px",
+      });
     }
     return { "text/plain": `${title}\n${String(preview["text/plain"])}`, "text/html": html };
   }

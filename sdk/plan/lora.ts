@@ -1,4 +1,6 @@
 /** `.lora(...)` and `.fit(model, options)`: a data plan plus LoRA options becomes a recipe, and a run. */
+import type { DataStep, Materialized } from "../data/steps";
+import type { RecipeData } from "../train/recipe-data";
 import { train, type TrainOptions } from "../train/trainer";
 import { recipeInputOf, recipeToYaml, resolveRecipe, type Recipe, type RecipeInput } from "../train/recipe";
 import type { RecipeFitOptions } from "../train/recipe-schema";
@@ -6,10 +8,20 @@ import type { TrainerCallbacks } from "../train/callbacks";
 import { htmlEscape, JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { openLiveView } from "../viz/live";
 import { TrainingView, type TrainingViewState } from "../train/log/training-view";
-import type { DataPlan } from "./data";
 import { Model } from "./model";
 import { TrainedRun } from "./run";
 import { sigintStopsTraining } from "./interrupt";
+
+/** What a LoRA plan needs of its data plan (a DataPlan; named by shape so that this file and data.ts do not import each other). */
+export interface PlannedData {
+  readonly steps: readonly DataStep[];
+  /** Runs the data steps. */
+  materialize(): Promise<Materialized>;
+  /** The recipe's data keys for these steps. */
+  toRecipeData(): RecipeData;
+  /** One line per step, for display. */
+  describe(): string[];
+}
 
 /** LoRA options (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora); defaults are the recipe's. */
 export interface LoraOptions {
@@ -43,14 +55,14 @@ export interface FitOptions extends RecipeFitOptions {
 /** A data plan with LoRA options: call fit() to train. */
 export class LoraPlan implements Displayable {
   constructor(
-    readonly data: DataPlan,
+    readonly data: PlannedData,
     readonly options: LoraOptions,
   ) {}
 
   /** The full recipe this plan runs with `model` and `fit` options (defaults filled in). */
   toRecipe(model: Model | string, fit: FitOptions = {}, partial = false): Recipe {
     const modelPath = typeof model === "string" ? model : model.dir;
-    let data: ReturnType<DataPlan["toRecipeData"]>;
+    let data: RecipeData;
     try {
       data = this.data.toRecipeData();
     } catch (err) {
@@ -84,7 +96,12 @@ export class LoraPlan implements Displayable {
     const callbacks: TrainerCallbacks[] = [...(options.callbacks ?? [])];
     if (options.live ?? true) callbacks.push(liveProgress());
     const sigint = (options.handleSigint ?? true) ? sigintStopsTraining(options.signal) : null;
-    const trainOptions: TrainOptions = { callbacks: sigint ? [sigint.callbacks, ...callbacks] : callbacks, signal: sigint?.signal ?? options.signal, model: base.base, data };
+    const trainOptions: TrainOptions = {
+      callbacks: sigint ? [sigint.callbacks, ...callbacks] : callbacks,
+      signal: sigint?.signal ?? options.signal,
+      model: base.base,
+      data,
+    };
     try {
       return new TrainedRun(await train(recipe, trainOptions), base);
     } finally {
@@ -102,7 +119,11 @@ export class LoraPlan implements Displayable {
 }
 
 function defaultOutputDir(modelPath: string, stage?: string): string {
-  const name = modelPath.replace(/[\\/]+$/, "").split(/[\\/]/).pop() || "model";
+  const name =
+    modelPath
+      .replace(/[\\/]+$/, "")
+      .split(/[\\/]/)
+      .pop() || "model";
   return `runs/${name}-${stage ?? "sft"}`;
 }
 

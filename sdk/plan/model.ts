@@ -1,5 +1,6 @@
 /** `model(dir)`: a base model a notebook can train, chat with and evaluate. */
 import { Dataset } from "../data/dataset";
+import type { Materialized } from "../data/steps";
 import type { Row } from "../data/types";
 import { chatTranslator, type Translator } from "../data/augment/translate";
 import { EvalReport } from "../eval/report";
@@ -14,7 +15,6 @@ import type { Device } from "../runtime/device";
 import type { ChatMessage } from "../io/tokenizer";
 import { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { htmlTable, textTable } from "../viz/table";
-import type { DataPlan } from "./data";
 
 /** Options of `model()`. */
 export interface ModelOptions {
@@ -83,7 +83,7 @@ export class Model implements Displayable {
   }
 
   /** Perplexity of the model on text rows ({"text": ...}): mean NLL per predicted token, as `tunelab eval` prints. */
-  async evaluate(data: DataPlan | Dataset<Row>, options: ModelEvalOptions = {}): Promise<EvalReport> {
+  async evaluate(data: { materialize(): Promise<Materialized> } | Dataset<Row>, options: ModelEvalOptions = {}): Promise<EvalReport> {
     const ds = data instanceof Dataset ? data : await data.materialize();
     if (!(ds instanceof Dataset)) throw new Error("Model.evaluate: give an unsplit dataset (evaluate a run's val split with run.evaluate())");
     const examples = textExamples(ds.rows, this.tokenizer).map((e) =>

@@ -83,7 +83,14 @@ export class TrainedRun implements Displayable {
       );
       // Perplexity of a class distribution means little next to accuracy and F1: leave it out.
       const { perplexity: _, ...metrics } = report.metrics;
-      return new EvalReport({ split, step: this.steps, numExamples: examples.length, metrics: pick(metrics, options.metrics), perClass: report.perClass ? [...report.perClass] : undefined, confusion: report.confusion });
+      return new EvalReport({
+        split,
+        step: this.steps,
+        numExamples: examples.length,
+        metrics: pick(metrics, options.metrics),
+        perClass: report.perClass ? [...report.perClass] : undefined,
+        confusion: report.confusion,
+      });
     }
     return new EvalReport({ split, step: this.steps, numExamples: examples.length, metrics: pick(e.metrics, options.metrics) });
   }

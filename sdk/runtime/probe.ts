@@ -16,7 +16,10 @@ export interface ProbeResult {
 function probeModel(): Uint8Array {
   const b = new Builder();
   const x = b.graph.input("x", "float32", ["n", 8]);
-  const w = b.constant(Array.from({ length: 64 }, (_, i) => Math.sin(i) / 4), [8, 8]);
+  const w = b.constant(
+    Array.from({ length: 64 }, (_, i) => Math.sin(i) / 4),
+    [8, 8],
+  );
   b.graph.output(b.softmax(b.add(b.matmul(x, w), b.scalar(1)), -1), "y");
   return toOnnx(b.graph);
 }

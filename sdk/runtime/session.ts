@@ -70,9 +70,8 @@ export class Session {
     if (options.disablePrepacking) sessionOptions.extra = { session: { disable_prepacking: "1" } };
     if (options.memoryArena === false) sessionOptions.enableCpuMemArena = false;
     try {
-      const inner = typeof model === "string"
-        ? await ort.InferenceSession.create(model, sessionOptions)
-        : await ort.InferenceSession.create(model, sessionOptions);
+      const inner =
+        typeof model === "string" ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
       return new Session(inner, provider);
     } catch (err) {
       throw providerError(provider, err);

@@ -180,7 +180,8 @@ export class StepEngine {
 
 function copyChecked(from: Record<string, Float32Array>, name: string, size: number): Float32Array {
   const data = from[name];
-  if (!data || data.length !== size) throw new Error(`checkpoint does not match this run: "${name}" is ${data ? `${data.length} values, expected ${size}` : "missing"}`);
+  if (!data || data.length !== size)
+    throw new Error(`checkpoint does not match this run: "${name}" is ${data ? `${data.length} values, expected ${size}` : "missing"}`);
   return Float32Array.from(data);
 }
 

@@ -17,7 +17,16 @@ export class RunLogging implements TrainerCallbacks {
   onStep(e: StepEvent): void {
     if (e.step % this.loggingSteps !== 0 && e.step !== 1 && e.step !== this.plan.maxSteps) return;
     const { numEpochs } = this.plan;
-    this.logger.step({ step: e.step, epoch: epochOfStep(this.plan, e.step), numEpochs, loss: e.loss, lr: e.learningRate, gradNorm: e.gradNorm, updateNorm: e.updateNorm, tokensPerSec: e.tokensPerSecond });
+    this.logger.step({
+      step: e.step,
+      epoch: epochOfStep(this.plan, e.step),
+      numEpochs,
+      loss: e.loss,
+      lr: e.learningRate,
+      gradNorm: e.gradNorm,
+      updateNorm: e.updateNorm,
+      tokensPerSec: e.tokensPerSecond,
+    });
     this.state.logHistory.push({ step: e.step, loss: e.loss, learning_rate: e.learningRate });
   }
 

@@ -29,7 +29,9 @@ export async function loadSplits(recipe: Recipe, data?: Dataset<Row>): Promise<S
   const want = STAGE_KIND[recipe.stage];
   const wrong = ds.rows.find((r) => r.kind !== want);
   if (wrong) {
-    throw new Error(`${wrong.provenance.source}:${wrong.provenance.line}: stage ${recipe.stage} needs ${want} rows, this one is ${wrong.kind} (set stage or formatting)`);
+    throw new Error(
+      `${wrong.provenance.source}:${wrong.provenance.line}: stage ${recipe.stage} needs ${want} rows, this one is ${wrong.kind} (set stage or formatting)`,
+    );
   }
   return (await runDataSteps(rest, ds)) as SplitDatasets<Row>;
 }

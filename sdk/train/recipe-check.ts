@@ -64,7 +64,13 @@ export function valueProblem(spec: OptionSpec, value: unknown): string | null {
     case "template":
       return typeof value === "string" && value in CHAT_TEMPLATES ? null : allowed;
     case "modules": {
-      const names = typeof value === "string" ? value.split(",").map((n) => n.trim()).filter(Boolean) : [];
+      const names =
+        typeof value === "string"
+          ? value
+              .split(",")
+              .map((n) => n.trim())
+              .filter(Boolean)
+          : [];
       if (names.length === 0) return allowed;
       const unknown = unknownTargets(names);
       return unknown.length === 0 ? null : `${allowed} (unknown: ${unknown.join(", ")})`;
@@ -76,7 +82,9 @@ export function valueProblem(spec: OptionSpec, value: unknown): string | null {
     case "boolean":
       return typeof value === "boolean" ? null : allowed;
     case "enum":
-      return typeof value === "string" && (spec.values.includes(value) || (spec.spellings !== undefined && Object.hasOwn(spec.spellings, value))) ? null : allowed;
+      return typeof value === "string" && (spec.values.includes(value) || (spec.spellings !== undefined && Object.hasOwn(spec.spellings, value)))
+        ? null
+        : allowed;
     case "integer":
     case "number": {
       const ok =

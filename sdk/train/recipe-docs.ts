@@ -33,7 +33,10 @@ function defaultCell(spec: OptionSpec): string {
 function sdkCell(spec: OptionSpec): string {
   switch (spec.set) {
     case "fit":
-      return [spec.sdk, spec.sdkAlias].filter((n): n is string => !!n).map(code).join(", ");
+      return [spec.sdk, spec.sdkAlias]
+        .filter((n): n is string => !!n)
+        .map(code)
+        .join(", ");
     case "lora":
       return code(`lora({ ${spec.sdk} })`);
     case "split":
@@ -52,7 +55,9 @@ export function recipeOptionsMarkdown(): string {
   const entries = Object.entries(RECIPE_SCHEMA as Record<string, OptionSpec>);
   return (Object.keys(SECTIONS) as OptionSection[])
     .map((section) => {
-      const rows = entries.filter(([, spec]) => spec.section === section).map(([key, spec]) => `| ${code(key)} | ${defaultCell(spec)} | ${sdkCell(spec)} | ${spec.from} | ${spec.doc} |`);
+      const rows = entries
+        .filter(([, spec]) => spec.section === section)
+        .map(([key, spec]) => `| ${code(key)} | ${defaultCell(spec)} | ${sdkCell(spec)} | ${spec.from} | ${spec.doc} |`);
       return [`### ${SECTIONS[section]}`, "", "| Key | Default | SDK | Name from | Meaning |", "| --- | --- | --- | --- | --- |", ...rows].join("\n");
     })
     .join("\n\n");

@@ -59,7 +59,7 @@ export function readRecipe(file: string): Recipe {
   try {
     parsed = YAML.parse(fs.readFileSync(file, "utf8"));
   } catch (err) {
-    throw new Error(`${file}: not a readable YAML recipe: ${(err as Error).message}`);
+    throw new Error(`${file}: not a readable YAML recipe: ${(err as Error).message}`, { cause: err });
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: a recipe must be a mapping of option: value`);
   return resolveRecipe(parsed as RecipeInput, file);

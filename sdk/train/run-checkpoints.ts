@@ -9,7 +9,15 @@ import type { Recipe } from "./recipe";
 
 /** The state a run starts from: fresh, or the checkpoint resume_from_checkpoint names (whose tensors go into `engine`). */
 export function startingState(recipe: Recipe, outputDir: string, engine: Pick<StepEngine, "restore">): { state: TrainerState; resumedFrom: string | null } {
-  let state: TrainerState = { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: recipe.fp16 ? INITIAL_LOSS_SCALE : 1, logHistory: [] };
+  let state: TrainerState = {
+    globalStep: 0,
+    epoch: 0,
+    bestMetric: null,
+    bestStep: null,
+    patienceUsed: 0,
+    lossScale: recipe.fp16 ? INITIAL_LOSS_SCALE : 1,
+    logHistory: [],
+  };
   const resumedFrom = resumeCheckpoint(recipe, outputDir);
   if (resumedFrom) {
     const loaded = loadCheckpoint(resumedFrom);

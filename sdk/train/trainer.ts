@@ -110,7 +110,13 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
 
   try {
     if (resumedFrom) await events.note(`resumed from ${resumedFrom} at step ${state.globalStep}`);
-    await events.emit("onStart", { maxSteps: plan.maxSteps, numEpochs: plan.numEpochs, trainExamples: data.train.length, valExamples: data.val.length, outputDir });
+    await events.emit("onStart", {
+      maxSteps: plan.maxSteps,
+      numEpochs: plan.numEpochs,
+      trainExamples: data.train.length,
+      valExamples: data.val.length,
+      outputDir,
+    });
     const loopStart = Date.now();
     while (state.globalStep < plan.maxSteps) {
       if (options.signal?.aborted) {
@@ -156,7 +162,8 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     // Finish: a checkpoint and an evaluation of the last step, the best adapter back, the result saved.
     const diverged = stoppedBy === "non_finite_loss";
     if (!diverged && checkpoints.savedStep !== state.globalStep) await checkpoints.save();
-    if (stoppedBy === "interrupted") await events.note(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
+    if (stoppedBy === "interrupted")
+      await events.note(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
     if (!diverged && data.val.length > 0 && evals.at(-1)?.step !== state.globalStep) await validate();
     if (earlyStopping.restoreBest()) {
       val = await evaluate(data.val);
@@ -179,7 +186,24 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     });
     await events.emit("onEnd", { step: state.globalStep, stoppedBy, bestStep: state.bestStep });
     const { modules } = tuned;
-    return { recipe, outputDir, steps: state.globalStep, stoppedBy, bestStep: state.bestStep, history, evals, val, test, adapter, modelDir, modules, labels: data.labels, data, model, seconds };
+    return {
+      recipe,
+      outputDir,
+      steps: state.globalStep,
+      stoppedBy,
+      bestStep: state.bestStep,
+      history,
+      evals,
+      val,
+      test,
+      adapter,
+      modelDir,
+      modules,
+      labels: data.labels,
+      data,
+      model,
+      seconds,
+    };
   } finally {
     logging.close();
     await engine.release();

@@ -45,21 +45,12 @@ export interface Displayable {
 
 /** True when `x` has a callable `[Symbol.for("Jupyter.display")]` method. */
 export function isDisplayable(x: unknown): x is Displayable {
-  return (
-    x !== null &&
-    (typeof x === "object" || typeof x === "function") &&
-    typeof (x as Record<symbol, unknown>)[JUPYTER_DISPLAY] === "function"
-  );
+  return x !== null && (typeof x === "object" || typeof x === "function") && typeof (x as Record<symbol, unknown>)[JUPYTER_DISPLAY] === "function";
 }
 
 /** Escapes text for HTML element content and attribute values. */
 export function htmlEscape(text: unknown): string {
-  return String(text)
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 }
 
 /** JSON that is safe inside a <script> element: no `<`, `>`, `&` or line separators appear literally. */
@@ -86,7 +77,9 @@ export function plotlyJsSource(): string {
       throw new Error("plotly.js-dist-min is not installed: run `npm install` in the tunelab package");
     }
     // Never let the library close the <script> element that will carry it, nor open an HTML comment.
-    plotlySource = readFileSync(file, "utf8").replace(/<\/(script)/gi, "<\\/$1").replace(/<!--/g, "<\\!--");
+    plotlySource = readFileSync(file, "utf8")
+      .replace(/<\/(script)/gi, "<\\/$1")
+      .replace(/<!--/g, "<\\!--");
   }
   return plotlySource;
 }

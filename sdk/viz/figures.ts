@@ -140,9 +140,7 @@ export function histogram(values: readonly number[], opts: HistogramOptions = {}
   };
   if (opts.cutoff !== undefined) {
     const above = values.filter((v) => v > opts.cutoff!).length;
-    layout.shapes = [
-      { type: "line", x0: opts.cutoff, x1: opts.cutoff, yref: "paper", y0: 0, y1: 1, line: { color: "#d62728", dash: "dash" } },
-    ];
+    layout.shapes = [{ type: "line", x0: opts.cutoff, x1: opts.cutoff, yref: "paper", y0: 0, y1: 1, line: { color: "#d62728", dash: "dash" } }];
     layout.annotations = [
       {
         x: opts.cutoff,

@@ -60,8 +60,7 @@ function truncate(text: string, max: number): string {
   return text.length > max ? text.slice(0, Math.max(0, max - 1)) + "…" : text;
 }
 
-const TABLE_STYLE =
-  "border-collapse:collapse;font-size:13px;font-family:var(--jp-ui-font-family,system-ui,sans-serif);";
+const TABLE_STYLE = "border-collapse:collapse;font-size:13px;font-family:var(--jp-ui-font-family,system-ui,sans-serif);";
 const CELL_STYLE = "padding:3px 8px;border-bottom:1px solid #ddd;vertical-align:top;";
 
 /** An HTML table; every header and cell is escaped, numbers are right-aligned and formatted. */
@@ -81,7 +80,10 @@ export function htmlTable(columns: readonly string[], rows: readonly (readonly u
     for (const [j, v] of row.entries()) {
       const numeric = typeof v === "number" || typeof v === "bigint";
       const isNull = v === null || v === undefined;
-      const style = CELL_STYLE + (numeric ? "text-align:right;font-variant-numeric:tabular-nums;" : "text-align:left;white-space:pre-wrap;") + (isNull ? "color:#999;" : "");
+      const style =
+        CELL_STYLE +
+        (numeric ? "text-align:right;font-variant-numeric:tabular-nums;" : "text-align:left;white-space:pre-wrap;") +
+        (isNull ? "color:#999;" : "");
       parts.push(`<td style="${style}">${htmlEscape(truncate(cellText(v, columns[j], opts), maxChars))}</td>`);
     }
     parts.push("</tr>");
@@ -167,7 +169,8 @@ export function dataPreview(rows: readonly Readonly<Record<string, unknown>>[], 
   const maxRows = opts.maxRows ?? 10;
   if (!Number.isInteger(maxRows) || maxRows < 0) throw new Error(`dataPreview: maxRows must be a non-negative integer, got ${maxRows}`);
   for (const [i, r] of rows.entries()) {
-    if (r === null || typeof r !== "object" || Array.isArray(r)) throw new Error(`dataPreview: row ${i} must be an object of column -> value, got ${Array.isArray(r) ? "an array" : typeof r}`);
+    if (r === null || typeof r !== "object" || Array.isArray(r))
+      throw new Error(`dataPreview: row ${i} must be an object of column -> value, got ${Array.isArray(r) ? "an array" : typeof r}`);
   }
   // Union of keys in first-seen order, and every row filled, so danfo gets a rectangular frame
   // (it silently builds ragged rows otherwise).
@@ -184,7 +187,11 @@ export function dataPreview(rows: readonly Readonly<Record<string, unknown>>[], 
   const title = opts.title ? `${opts.title}: ${shape}` : shape;
 
   if (rows.length === 0 || columns.length === 0) {
-    return { "text/plain": title, "text/html": `<div class="tunelab-preview"><b>${htmlEscape(title)}</b></div>`, "application/json": { columns, rows: [], totalRows: total } };
+    return {
+      "text/plain": title,
+      "text/html": `<div class="tunelab-preview"><b>${htmlEscape(title)}</b></div>`,
+      "application/json": { columns, rows: [], totalRows: total },
+    };
   }
 
   const summaryRows = rows.slice(0, opts.maxSummaryRows ?? 50_000);

@@ -53,16 +53,23 @@ test("doctor --json: cpu runs a graph, the report is consistent with the exit st
   }
   // Exit status 0 exactly when every required item passed.
   const required = report.items.filter((i) => !i.optional);
-  assert.equal(report.ok, required.every((i) => i.ok));
+  assert.equal(
+    report.ok,
+    required.every((i) => i.ok),
+  );
   assert.equal(r.status, report.ok ? 0 : 1);
 });
 
-test("doctor --json: webgpu runs a graph on the Vulkan driver", { skip: !hasLavapipe && "no lavapipe Vulkan ICD (/usr/share/vulkan/icd.d/lvp_icd*.json)", timeout: 200_000 }, () => {
-  const report = JSON.parse(doctorJson().stdout) as DoctorReport;
-  const webgpu = report.items.find((i) => i.id === "provider:webgpu")!;
-  assert.equal(webgpu.ok, true, `webgpu failed: ${webgpu.detail}`);
-  assert.match(webgpu.detail, /max diff vs cpu/);
-});
+test(
+  "doctor --json: webgpu runs a graph on the Vulkan driver",
+  { skip: !hasLavapipe && "no lavapipe Vulkan ICD (/usr/share/vulkan/icd.d/lvp_icd*.json)", timeout: 200_000 },
+  () => {
+    const report = JSON.parse(doctorJson().stdout) as DoctorReport;
+    const webgpu = report.items.find((i) => i.id === "provider:webgpu")!;
+    assert.equal(webgpu.ok, true, `webgpu failed: ${webgpu.detail}`);
+    assert.match(webgpu.detail, /max diff vs cpu/);
+  },
+);
 
 test("doctor prints one ✓/✗ line per item and a fix line under each ✗", { timeout: 200_000 }, () => {
   const r = runCli(["doctor"]);
@@ -72,7 +79,10 @@ test("doctor prints one ✓/✗ line per item and a fix line under each ✗", { 
   lines.forEach((l, i) => {
     if (l.startsWith("✗ ")) assert.match(lines[i + 1] ?? "", /^ {4}fix: \S/, `no fix under: ${l}`);
   });
-  assert.ok(items.some((l) => /^✓ provider cpu\b/.test(l)), r.stdout);
+  assert.ok(
+    items.some((l) => /^✓ provider cpu\b/.test(l)),
+    r.stdout,
+  );
 });
 
 test("unknown command and unknown option exit 2 with a clear message", () => {

@@ -97,7 +97,6 @@ async function waitForSteps(run: Training, runDir: string, n: number, timeoutMs 
   throw new Error(`train.log did not reach ${n} steps (exited: ${exited}):\n${run.stdout()}\n${run.stderr()}`);
 }
 
-
 /** checkpoint-<n> folders of a run, by step. */
 function checkpointSteps(runDir: string): number[] {
   return fs
@@ -118,7 +117,10 @@ function assertCompleteCheckpoint(dir: string, step: number): ReturnType<typeof 
   assert.ok(modules.length > 0, `${dir}: the adapter has LoRA modules`);
   for (const m of modules) {
     const n = loraNames(m);
-    for (const [name, data] of [[n.A, adapter.lora[m].A], [n.B, adapter.lora[m].B]] as const) {
+    for (const [name, data] of [
+      [n.A, adapter.lora[m].A],
+      [n.B, adapter.lora[m].B],
+    ] as const) {
       const saved = loaded.engine.params[name];
       assert.ok(saved, `${dir}: optimizer.safetensors has param/${name}`);
       assert.deepEqual(saved, data, `${dir}: ${name} is the same in optimizer.safetensors and the PEFT adapter`);
@@ -164,7 +166,11 @@ test("SIGINT stops `tunelab train` at a step boundary with a checkpoint of that 
   const steps = loggedSteps(runDir);
   const last = steps[steps.length - 1];
   assert.equal(Number(said[2]), last, "the reported step is the last one in train.log");
-  assert.deepEqual(steps, Array.from({ length: last }, (_, i) => i + 1), "every step logged once, none after the stop");
+  assert.deepEqual(
+    steps,
+    Array.from({ length: last }, (_, i) => i + 1),
+    "every step logged once, none after the stop",
+  );
 
   // The checkpoint of exactly that step, complete, and nothing half-written left around it.
   assert.deepEqual(checkpointSteps(runDir), [last]);

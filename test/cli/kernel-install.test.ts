@@ -20,7 +20,10 @@ test("kernel install --prefix writes kernel.json with absolute node and entry po
     assert.deepEqual(spec.argv, [process.execPath, path.join(repo, "dist", "kernel", "main.js"), "{connection_file}"]);
     assert.equal(spec.display_name, "TypeScript (tunelab)");
     assert.equal(spec.language, "typescript");
-    for (const [file, size] of [["logo-64x64.png", 64], ["logo-32x32.png", 32]] as const) {
+    for (const [file, size] of [
+      ["logo-64x64.png", 64],
+      ["logo-32x32.png", 32],
+    ] as const) {
       const png = fs.readFileSync(path.join(dir, file));
       assert.equal(png.subarray(1, 4).toString("ascii"), "PNG");
       assert.equal(png.readUInt32BE(16), size, `${file} width`);

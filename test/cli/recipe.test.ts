@@ -34,7 +34,15 @@ test("defaults are the seed tutorial's values under LLaMA-Factory names", () => 
 });
 
 test("a recipe survives recipeToYaml -> file -> readRecipe unchanged", () => {
-  const r = resolveRecipe({ ...required, stage: "cls", dataset_path: ["a.jsonl", "b.csv"], learning_rate: 2e-3, lora_target: "q_proj,v_proj", resume_from_checkpoint: true, augment: { synonyms: 0.1, per_row: 2 } });
+  const r = resolveRecipe({
+    ...required,
+    stage: "cls",
+    dataset_path: ["a.jsonl", "b.csv"],
+    learning_rate: 2e-3,
+    lora_target: "q_proj,v_proj",
+    resume_from_checkpoint: true,
+    augment: { synonyms: 0.1, per_row: 2 },
+  });
   const file = tmpFile("r.yaml", recipeToYaml(r));
   assert.deepEqual(readRecipe(file), r);
   // A person's YAML with LLaMA-Factory spellings of numbers reads the same.
@@ -64,11 +72,14 @@ test("bad recipes fail naming the file, the key and the value", () => {
     [{ lora_rnak: 8 }, /unknown option "lora_rnak"/],
   ];
   for (const [bad, message] of cases) {
-    assert.throws(() => resolveRecipe({ ...required, ...bad } as RecipeInput, "my.yaml"), (err: Error) => {
-      assert.match(err.message, /^my\.yaml: /);
-      assert.match(err.message, message);
-      return true;
-    });
+    assert.throws(
+      () => resolveRecipe({ ...required, ...bad } as RecipeInput, "my.yaml"),
+      (err: Error) => {
+        assert.match(err.message, /^my\.yaml: /);
+        assert.match(err.message, message);
+        return true;
+      },
+    );
   }
   const file = tmpFile("bad.yaml", "model_name_or_path: m\ndataset_path: d.jsonl\noutput_dir: o\nmax_steps: lots\n");
   assert.throws(() => readRecipe(file), new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: max_steps must be a whole number >= 0, got "lots"`));
@@ -77,7 +88,11 @@ test("bad recipes fail naming the file, the key and the value", () => {
 });
 
 test("a notebook plan writes the recipe keys of its steps, LoRA and fit options", () => {
-  const plan = ds.load("data/t.jsonl").split({ val: 0.1, test: 0.05, seed: 7 }).augment({ synonyms: 0.1 }).lora({ rank: 8, dropout: 0.05, target: ["q_proj", "v_proj"] });
+  const plan = ds
+    .load("data/t.jsonl")
+    .split({ val: 0.1, test: 0.05, seed: 7 })
+    .augment({ synonyms: 0.1 })
+    .lora({ rank: 8, dropout: 0.05, target: ["q_proj", "v_proj"] });
   const r = plan.toRecipe("models/tiny", { stage: "cls", lr: 1e-4, batchSize: 4, maxSteps: 100, evalSteps: 10, earlyStoppingSteps: 3, optim: "lion" });
   assert.equal(r.dataset_path, "data/t.jsonl");
   assert.equal(r.val_size, 0.1);
@@ -104,16 +119,33 @@ test("a notebook plan writes the recipe keys of its steps, LoRA and fit options"
   assert.equal(yaml.learning_rate, 1e-4);
   assert.deepEqual(yaml.augment, { synonyms: 0.1 });
   // The YAML is a recipe `tunelab train` reads back to the same options.
-  assert.deepEqual(readRecipe(tmpFile("plan.yaml", plan.toYaml("models/tiny", { stage: "cls" }))), JSON.parse(JSON.stringify(plan.toRecipe("models/tiny", { stage: "cls" }))));
+  assert.deepEqual(
+    readRecipe(tmpFile("plan.yaml", plan.toYaml("models/tiny", { stage: "cls" }))),
+    JSON.parse(JSON.stringify(plan.toRecipe("models/tiny", { stage: "cls" }))),
+  );
 });
 
 test("a plan step that a recipe cannot hold fails naming the step", () => {
-  const filtered = ds.load("data/t.jsonl").filter((row) => row.kind === "classification", "keep labelled rows").lora();
+  const filtered = ds
+    .load("data/t.jsonl")
+    .filter((row) => row.kind === "classification", "keep labelled rows")
+    .lora();
   assert.throws(() => filtered.toRecipe("models/tiny"), /step 2 \(filter\) cannot be written to a recipe/);
   assert.throws(() => filtered.toYaml("models/tiny"), /step 2 \(filter\)/);
-  const mapped = ds.load("data/t.jsonl").split({ val: 0.1 }).map((row) => row).lora();
+  const mapped = ds
+    .load("data/t.jsonl")
+    .split({ val: 0.1 })
+    .map((row) => row)
+    .lora();
   assert.throws(() => mapped.toRecipe("models/tiny"), /step 3 \(map\)/);
-  assert.throws(() => ds.load("data/t.jsonl").lora().toRecipe("models/tiny", { learningRat: 1 } as never), /fit\(\): unknown option "learningRat"/);
+  assert.throws(
+    () =>
+      ds
+        .load("data/t.jsonl")
+        .lora()
+        .toRecipe("models/tiny", { learningRat: 1 } as never),
+    /fit\(\): unknown option "learningRat"/,
+  );
 });
 
 test("values are checked by type and range; each error names the key, the value and what is allowed", () => {
@@ -131,16 +163,22 @@ test("values are checked by type and range; each error names the key, the value 
     [{ augment: { synonyms: 2 } }, /augment must be a mapping whose synonyms is a rate in \[0, 1\]/],
     [{ augment: { synonym: 0.1 } }, /augment must be a mapping of .*\(unknown: synonym\)/],
     // Once trained q_proj alone, silently.
-    [{ lora_target: "q_proj,v_prj" }, /lora_target must be "all" \(or "all-linear"\) or a comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj \(unknown: v_prj\), got "q_proj,v_prj"/],
+    [
+      { lora_target: "q_proj,v_prj" },
+      /lora_target must be "all" \(or "all-linear"\) or a comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj \(unknown: v_prj\), got "q_proj,v_prj"/,
+    ],
     [{ lora_target: "all,q_proj" }, /lora_target must be .*\(unknown: all\)/],
     [{ lora_target: " , " }, /lora_target must be "all"/],
   ];
   for (const [bad, message] of cases) {
-    assert.throws(() => resolveRecipe({ ...required, ...bad } as RecipeInput, "my.yaml"), (err: Error) => {
-      assert.match(err.message, /^my\.yaml: /);
-      assert.match(err.message, message);
-      return true;
-    });
+    assert.throws(
+      () => resolveRecipe({ ...required, ...bad } as RecipeInput, "my.yaml"),
+      (err: Error) => {
+        assert.match(err.message, /^my\.yaml: /);
+        assert.match(err.message, message);
+        return true;
+      },
+    );
   }
   // YAML's .inf reads as Infinity and is refused by name.
   const inf = tmpFile("inf.yaml", "model_name_or_path: m\ndataset_path: d.jsonl\noutput_dir: o\nlearning_rate: .inf\n");
@@ -153,9 +191,18 @@ test("values are checked by type and range; each error names the key, the value 
 
 test("a plan's LoRA target and fit options are checked the same way", () => {
   const plan = ds.load("data/t.jsonl").split({ val: 0.1 });
-  assert.throws(() => plan.lora({ target: ["q_proj", "v_prj"] }).toRecipe("models/tiny"), /fit\(\) options: lora_target must be .*\(unknown: v_prj\), got "q_proj,v_prj"/);
-  assert.throws(() => plan.lora({ rnak: 8 } as never).toRecipe("models/tiny"), /lora\(\): unknown option "rnak"; known options: rank, alpha, dropout, target, rslora/);
-  assert.throws(() => plan.lora().toRecipe("models/tiny", { batchSize: Number("abc") }), /per_device_train_batch_size must be a positive whole number, got NaN/);
+  assert.throws(
+    () => plan.lora({ target: ["q_proj", "v_prj"] }).toRecipe("models/tiny"),
+    /fit\(\) options: lora_target must be .*\(unknown: v_prj\), got "q_proj,v_prj"/,
+  );
+  assert.throws(
+    () => plan.lora({ rnak: 8 } as never).toRecipe("models/tiny"),
+    /lora\(\): unknown option "rnak"; known options: rank, alpha, dropout, target, rslora/,
+  );
+  assert.throws(
+    () => plan.lora().toRecipe("models/tiny", { batchSize: Number("abc") }),
+    /per_device_train_batch_size must be a positive whole number, got NaN/,
+  );
   assert.throws(() => plan.lora().toRecipe("models/tiny", { device: "tpu" as never }), /device must be cpu, webgpu, cuda or auto, got "tpu"/);
   // Every recipe option has a fit() name; the short names of earlier releases still work.
   const r = plan.lora().toRecipe("models/tiny", { numTrainEpochs: 2, maxSteps: 0, perDeviceEvalBatchSize: 4, fp16: true, adamBeta2: 0.99 });
@@ -193,7 +240,10 @@ test("tunelab eval and tunelab train refuse bad values before running", { timeou
     await assert.rejects(evalCommand.run([...evalArgs, "--batch-size", "abc"]), /--batch-size must be a positive whole number, got "abc"/);
     const file = path.join(dir, "r.yaml");
     fs.writeFileSync(file, `model_name_or_path: ${path.join(dir, "model")}\ndataset_path: ${data}\noutput_dir: ${path.join(dir, "run")}\nstage: pt\n`);
-    await assert.rejects(trainCommand.run([file, "--formatting", "bogus"]), /formatting must be classification, alpaca, sharegpt, openai or pretrain, got "bogus"/);
+    await assert.rejects(
+      trainCommand.run([file, "--formatting", "bogus"]),
+      /formatting must be classification, alpaca, sharegpt, openai or pretrain, got "bogus"/,
+    );
     await assert.rejects(trainCommand.run([file, "--lora_target", "q_proj,v_prj"]), /\(unknown: v_prj\)/);
     await assert.rejects(trainCommand.run([file, "--learning_rate", "Infinity"]), /learning_rate must be a positive number, got Infinity/);
     assert.ok(!fs.existsSync(path.join(dir, "run")), "nothing was trained");

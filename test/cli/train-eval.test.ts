@@ -36,7 +36,22 @@ function ok(r: ReturnType<typeof tunelab>, what: string): string {
 /** A recipe file with `extra` lines appended. */
 function recipe(name: string, extra = ""): string {
   const file = path.join(work, name);
-  const lines = ["model_name_or_path: model", "stage: pt", "finetuning_type: lora", "dataset_path: text.jsonl", "output_dir: run", "optim: adamw", "learning_rate: 1.0e-2", "warmup_steps: 0", "max_steps: 4", "per_device_train_batch_size: 4", "lora_rank: 4", "lora_alpha: 8", "save_steps: 0", "seed: 1"];
+  const lines = [
+    "model_name_or_path: model",
+    "stage: pt",
+    "finetuning_type: lora",
+    "dataset_path: text.jsonl",
+    "output_dir: run",
+    "optim: adamw",
+    "learning_rate: 1.0e-2",
+    "warmup_steps: 0",
+    "max_steps: 4",
+    "per_device_train_batch_size: 4",
+    "lora_rank: 4",
+    "lora_alpha: 8",
+    "save_steps: 0",
+    "seed: 1",
+  ];
   fs.writeFileSync(file, lines.join("\n") + "\n" + extra);
   return file;
 }
@@ -49,7 +64,10 @@ function evalJson(...extra: string[]): { loss: number; perplexity: number; token
 }
 
 before(() => {
-  ok(tunelab("model", "create", "--arch", "llama", "--out", "model", "--seed", "3", "--tokenizer", "byte", "--hidden-size", "32", "--layers", "1"), "model create");
+  ok(
+    tunelab("model", "create", "--arch", "llama", "--out", "model", "--seed", "3", "--tokenizer", "byte", "--hidden-size", "32", "--layers", "1"),
+    "model create",
+  );
   assert.ok(fs.existsSync(path.join(modelDir, "config.json")) && fs.existsSync(path.join(modelDir, "tokenizer.json")));
   fs.writeFileSync(dataFile, [...texts, ...texts].map((text) => JSON.stringify({ text })).join("\n") + "\n");
 });

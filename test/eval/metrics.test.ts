@@ -41,8 +41,14 @@ test("example A: accuracy, confusion matrix, per-class scores, averages", () => 
     [0, 1, 1],
   ]);
   const per = perClassScores(aTrue, aPred);
-  assert.deepEqual(per.map((r) => r.label), ["bird", "cat", "dog"]);
-  assert.deepEqual(per.map((r) => r.support), [1, 3, 2]);
+  assert.deepEqual(
+    per.map((r) => r.label),
+    ["bird", "cat", "dog"],
+  );
+  assert.deepEqual(
+    per.map((r) => r.support),
+    [1, 3, 2],
+  );
   const expectP = [1, 2 / 3, 1 / 2];
   per.forEach((r, i) => {
     close(r.precision, expectP[i], `precision ${r.label}`);
@@ -69,7 +75,10 @@ test("example B (sklearn docs): macro 0.2667, micro 0.3333, weighted 0.2667, per
   close(f1Score(bTrue, bPred, { average: "micro" }), 1 / 3);
   close(f1Score(bTrue, bPred, { average: "weighted" }), 0.8 / 3);
   const per = perClassScores(bTrue, bPred);
-  assert.deepEqual(per.map((r) => r.label), [0, 1, 2]);
+  assert.deepEqual(
+    per.map((r) => r.label),
+    [0, 1, 2],
+  );
   close(per[0].f1, 0.8);
   close(per[0].precision, 2 / 3);
   close(per[0].recall, 1);

@@ -41,7 +41,7 @@ test("display bundle: escaped HTML tables, an embedded heatmap, text tables, JSO
   assert.ok(html.includes("&lt;b&gt;x&lt;/b&gt;"));
   assert.match(html, /<td[^>]*>f1_macro<\/td><td[^>]*>0\.\d{4}<\/td>/);
   assert.match(html, /"type":"heatmap"/);
-  assert.ok(!html.includes("if (typeof window.Plotly === \"undefined\")"), "no inline plotly when inlinePlotly is false");
+  assert.ok(!html.includes('if (typeof window.Plotly === "undefined")'), "no inline plotly when inlinePlotly is false");
   assert.ok(html.length < 50_000);
   assert.ok(!("application/vnd.plotly.v1+json" in b), "tables must not be hidden by a plotly renderer");
   assert.match(b["text/plain"], /accuracy\s+0\.6667/);

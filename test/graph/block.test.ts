@@ -58,9 +58,13 @@ function heads(b: Builder, x: Value, n: number): Value {
 function repeatKv(b: Builder, x: Value, how: "expand" | "concat"): Value {
   const rep = NH / NKV;
   const x5 = b.unsqueeze(x, [2]); // [B, NKV, 1, S, HD]
-  const tiled = how === "expand"
-    ? b.expand(x5, b.int64s([B, NKV, rep, S, HD]), [B, NKV, rep, S, HD])
-    : b.concat(Array.from({ length: rep }, () => x5), 2);
+  const tiled =
+    how === "expand"
+      ? b.expand(x5, b.int64s([B, NKV, rep, S, HD]), [B, NKV, rep, S, HD])
+      : b.concat(
+          Array.from({ length: rep }, () => x5),
+          2,
+        );
   return b.reshape(tiled, [0, NH, S, HD]);
 }
 
@@ -152,11 +156,15 @@ async function checkBlock(gqa: "expand" | "concat", symbolicBatch: boolean): Pro
   assert.ok(Number.isFinite(r.loss) && Number(r.output.data[0]) > 0, `loss ${r.output.data[0]} is a positive number`);
   WEIGHT_SHAPES.forEach(([name], i) => {
     const g = r.grads[3 + i]!;
-    assert.ok(g.some((v) => Math.abs(v) > 1e-4), `gradient of ${name} is zero everywhere, the check proves nothing`);
+    assert.ok(
+      g.some((v) => Math.abs(v) > 1e-4),
+      `gradient of ${name} is zero everywhere, the check proves nothing`,
+    );
   });
   const dEmbed = r.grads[3]!;
   for (const token of [5, 6]) {
-    for (let j = 0; j < H; j++) assert.ok(dEmbed[token * H + j] === 0, `token ${token} leaks through a mask (d embed[${token}, ${j}] = ${dEmbed[token * H + j]})`);
+    for (let j = 0; j < H; j++)
+      assert.ok(dEmbed[token * H + j] === 0, `token ${token} leaks through a mask (d embed[${token}, ${j}] = ${dEmbed[token * H + j]})`);
   }
 }
 

@@ -184,7 +184,7 @@ function fill(spec: InputSpec, rng: Rng, name: string): TensorArray {
   const n = numel(spec.shape);
   const dtype = spec.dtype ?? "float64";
   const d = spec.data;
-  const list = typeof d === "function" ? Array.from({ length: n }, (_, i) => d(rng, i)) : d ?? Array.from({ length: n }, () => rng.normal());
+  const list = typeof d === "function" ? Array.from({ length: n }, (_, i) => d(rng, i)) : (d ?? Array.from({ length: n }, () => rng.normal()));
   if (list.length !== n) throw new Error(`gradCheck: input ${name} has ${list.length} values, shape [${spec.shape}] needs ${n}`);
   // Copy so perturbing never touches the caller's array.
   return toArray(Array.from(list as ArrayLike<number | bigint>, Number), dtype);

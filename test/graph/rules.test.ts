@@ -14,7 +14,11 @@ type Build = (b: Builder, x: Value[]) => Value;
 async function check(op: string, inputs: InputSpec[], build: Build, extra: Partial<GradCheckOptions> = {}): Promise<GradCheckResult> {
   const r = await gradCheck({ op, inputs, build, ...extra });
   r.grads.forEach((g, i) => {
-    if (g) assert.ok(g.some((v) => Math.abs(v) > 1e-4), `${op}: gradient of input ${i} is zero everywhere, the check proves nothing`);
+    if (g)
+      assert.ok(
+        g.some((v) => Math.abs(v) > 1e-4),
+        `${op}: gradient of input ${i} is zero everywhere, the check proves nothing`,
+      );
   });
   return r;
 }
@@ -31,10 +35,8 @@ const i64 = (shape: number[], data: number[]): InputSpec => ({ shape, dtype: "in
 
 test("MatMul 2-D [3,4] @ [4,5]", () => gc("MatMul", [f64([3, 4]), f64([4, 5])], (b, [x, w]) => b.matmul(x, w)));
 test("MatMul batched [2,3,4] @ [2,4,5]", () => gc("MatMul", [f64([2, 3, 4]), f64([2, 4, 5])], (b, [x, w]) => b.matmul(x, w)));
-test("MatMul broadcast batch on both sides [2,1,3,4] @ [3,4,2]", () =>
-  gc("MatMul", [f64([2, 1, 3, 4]), f64([3, 4, 2])], (b, [x, w]) => b.matmul(x, w)));
-test("MatMul rank-4 @ rank-2 [2,3,4,5] @ [5,6] (folded weight gradient)", () =>
-  gc("MatMul", [f64([2, 3, 4, 5]), f64([5, 6])], (b, [x, w]) => b.matmul(x, w)));
+test("MatMul broadcast batch on both sides [2,1,3,4] @ [3,4,2]", () => gc("MatMul", [f64([2, 1, 3, 4]), f64([3, 4, 2])], (b, [x, w]) => b.matmul(x, w)));
+test("MatMul rank-4 @ rank-2 [2,3,4,5] @ [5,6] (folded weight gradient)", () => gc("MatMul", [f64([2, 3, 4, 5]), f64([5, 6])], (b, [x, w]) => b.matmul(x, w)));
 test("MatMul linear layer rank-3 @ rank-2 [2,3,4] @ [4,5] (folded weight gradient)", () =>
   gc("MatMul", [f64([2, 3, 4]), f64([4, 5])], (b, [x, w]) => b.matmul(x, w)));
 test("MatMul linear layer with a symbolic batch [n,3,4] @ [4,5]", () =>
@@ -44,7 +46,12 @@ test("MatMul rank-2 @ rank-3 [3,4] @ [2,4,5] (x gradient summed over the broadca
 
 // ---- Gemm (linear layers: the weight used in place as [out, in]) ------------------------------------------------
 
-for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+for (const [transA, transB] of [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+]) {
   const a = transA ? [4, 3] : [3, 4];
   const w = transB ? [5, 4] : [4, 5];
   test(`Gemm transA=${+transA} transB=${+transB} [${a}] x [${w}]`, () => gc("Gemm", [f64(a), f64(w)], (b, [x, y]) => b.gemm(x, y, { transA, transB })));
@@ -62,8 +69,7 @@ test("Mul [3,1] * [1,4]", () => gc("Mul", [f64([3, 1]), f64([1, 4])], (b, [x, y]
 test("Mul [2,3] * scalar input", () => gc("Mul", [f64([2, 3]), f64([])], (b, [x, y]) => b.mul(x, y)));
 test("Mul of the same value x * x", () => gc("Mul", [f64([2, 3])], (b, [x]) => b.mul(x, x)));
 test("Div [2,1,4] / [3,1]", () => gc("Div", [f64([2, 1, 4]), f64([3, 1], awayFromZero(0.5, 2))], (b, [x, y]) => b.div(x, y)));
-test("Div [4] / [2,3,1] (broadcast on both sides)", () =>
-  gc("Div", [f64([4]), f64([2, 3, 1], awayFromZero(0.5, 2))], (b, [x, y]) => b.div(x, y)));
+test("Div [4] / [2,3,1] (broadcast on both sides)", () => gc("Div", [f64([4]), f64([2, 3, 1], awayFromZero(0.5, 2))], (b, [x, y]) => b.div(x, y)));
 test("MatMul of a value with its own transpose x @ x^T (gradients from both operands add up)", () =>
   gc("MatMul", [f64([3, 4])], (b, [x]) => b.matmul(x, b.transpose(x, [1, 0]))));
 test("Add [n,3] + [4,3] where the symbol n is 1 at run time (axes found at run time)", () =>
@@ -71,12 +77,9 @@ test("Add [n,3] + [4,3] where the symbol n is 1 at run time (axes found at run t
 test("Add [n,3] + [4,3] where the symbol n is 4 at run time (nothing to reduce)", () =>
   gc("Add", [{ shape: [4, 3], declared: ["n", 3] }, f64([4, 3])], (b, [x, y]) => b.add(x, y), { outputShape: [4, 3] }));
 test("Add of two scalars (rank-0 output)", () => gc("Add", [f64([]), f64([])], (b, [x, y]) => b.mul(b.add(x, y), y)));
-test("Pow base and exponent [2,3] ^ [3]", () =>
-  gc("Pow", [f64([2, 3], uniform(0.5, 2)), f64([3], uniform(-1.5, 1.5))], (b, [x, p]) => b.pow(x, p)));
-test("Pow scalar base ^ [2,2] exponent", () =>
-  gc("Pow", [f64([], uniform(1.2, 2)), f64([2, 2])], (b, [x, p]) => b.pow(x, p)));
-test("Pow negative base, constant integer exponent x ^ 3", () =>
-  gc("Pow", [f64([2, 3])], (b, [x]) => b.pow(x, b.scalar(3, "float64"))));
+test("Pow base and exponent [2,3] ^ [3]", () => gc("Pow", [f64([2, 3], uniform(0.5, 2)), f64([3], uniform(-1.5, 1.5))], (b, [x, p]) => b.pow(x, p)));
+test("Pow scalar base ^ [2,2] exponent", () => gc("Pow", [f64([], uniform(1.2, 2)), f64([2, 2])], (b, [x, p]) => b.pow(x, p)));
+test("Pow negative base, constant integer exponent x ^ 3", () => gc("Pow", [f64([2, 3])], (b, [x]) => b.pow(x, b.scalar(3, "float64"))));
 
 // ---- unary ---------------------------------------------------------------------------------------------------
 
@@ -105,12 +108,9 @@ for (const [op, f, data] of unaryCases) {
 // 6e-8 / (2h); with h = 1e-3 that is ~3e-5 relative, while the truncation error h^2 f'''/6 stays under 1e-6. Hence the
 // larger step and the tolerances below.
 const float32Tol: Partial<GradCheckOptions> = { h: 1e-3, atol: 2e-4, rtol: 1e-3 };
-test("Erf (computed in float32)", () =>
-  gc("Erf", [f64([2, 3, 2])], (b, [x]) => b.cast(b.erf(b.cast(x, "float32")), "float64"), float32Tol));
-test("gelu exact (erf form, computed in float32)", () =>
-  gc("gelu", [f64([2, 3, 2])], (b, [x]) => b.cast(b.gelu(b.cast(x, "float32")), "float64"), float32Tol));
-test("Erf on a float64 input (Builder.erf computes it in float32 there)", () =>
-  gc("Erf", [f64([4])], (b, [x]) => b.erf(x), float32Tol));
+test("Erf (computed in float32)", () => gc("Erf", [f64([2, 3, 2])], (b, [x]) => b.cast(b.erf(b.cast(x, "float32")), "float64"), float32Tol));
+test("gelu exact (erf form, computed in float32)", () => gc("gelu", [f64([2, 3, 2])], (b, [x]) => b.cast(b.gelu(b.cast(x, "float32")), "float64"), float32Tol));
+test("Erf on a float64 input (Builder.erf computes it in float32 there)", () => gc("Erf", [f64([4])], (b, [x]) => b.erf(x), float32Tol));
 
 // ---- softmax family --------------------------------------------------------------------------------------------
 
@@ -159,14 +159,11 @@ test("Reshape [n,3,4] -> [0,2,-1] -> [-1,3] with a symbolic first dim", () =>
 test("Transpose perm [2,0,1] on [2,3,4]", () => gc("Transpose", [f64([2, 3, 4])], (b, [x]) => b.transpose(x, [2, 0, 1])));
 test("Squeeze axes [1,-1] of [2,1,3,1]", () => gc("Squeeze", [f64([2, 1, 3, 1])], (b, [x]) => b.squeeze(x, [1, -1])));
 test("Unsqueeze axes [0,-1] of [2,3]", () => gc("Unsqueeze", [f64([2, 3])], (b, [x]) => b.unsqueeze(x, [0, -1])));
-test("Slice negative starts, clamped ends, two axes of [4,5,6]", () =>
-  gc("Slice", [f64([4, 5, 6])], (b, [x]) => b.slice(x, [-3, 1], [1000, -1], [0, 2])));
-test("Slice start clamped below 0 and negative axis", () =>
-  gc("Slice", [f64([3, 5])], (b, [x]) => b.slice(x, [-100, 2], [2, 4], [0, -1])));
+test("Slice negative starts, clamped ends, two axes of [4,5,6]", () => gc("Slice", [f64([4, 5, 6])], (b, [x]) => b.slice(x, [-3, 1], [1000, -1], [0, 2])));
+test("Slice start clamped below 0 and negative axis", () => gc("Slice", [f64([3, 5])], (b, [x]) => b.slice(x, [-100, 2], [2, 4], [0, -1])));
 test("Slice of a symbolic dim [n,6] with a negative start", () =>
   gc("Slice", [{ shape: [4, 6], declared: ["n", 6] }], (b, [x]) => b.slice(x, [-2, 1], [2 ** 40, 5], [0, 1]), { outputShape: [2, 4] }));
-test("Concat of 3 inputs on a middle axis", () =>
-  gc("Concat", [f64([2, 1, 3]), f64([2, 4, 3]), f64([2, 2, 3])], (b, xs) => b.concat(xs, 1)));
+test("Concat of 3 inputs on a middle axis", () => gc("Concat", [f64([2, 1, 3]), f64([2, 4, 3]), f64([2, 2, 3])], (b, xs) => b.concat(xs, 1)));
 test("Concat where one input needs no gradient", () =>
   gc("Concat", [f64([2, 1, 3]), { shape: [2, 2, 3], wrt: false }, f64([2, 2, 3])], (b, xs) => b.concat(xs, -2)));
 test("Concat along a symbolic axis [n,3] ++ [2,3]", () =>
@@ -180,13 +177,11 @@ test("Split uneven sizes [2,3,1] with the middle output unused", async () => {
   // Elements [., 2..4, .] went to the unused piece: their gradient must be exactly zero.
   for (let i = 0; i < 2; i++) for (let j = 2; j < 5; j++) for (let k = 0; k < 3; k++) assert.ok(g[i * 18 + j * 3 + k] === 0);
 });
-test("Expand [3,1] -> [2,3,4]", () =>
-  gc("Expand", [f64([3, 1])], (b, [x]) => b.expand(x, b.int64s([2, 3, 4]), [2, 3, 4])));
+test("Expand [3,1] -> [2,3,4]", () => gc("Expand", [f64([3, 1])], (b, [x]) => b.expand(x, b.int64s([2, 3, 4]), [2, 3, 4])));
 test("Expand rank-0 -> [2,3]", () => gc("Expand", [f64([])], (b, [x]) => b.expand(x, b.int64s([2, 3]), [2, 3])));
 test("Gather embedding lookup with repeated indices, 2-D index tensor", () =>
   gc("Gather", [f64([7, 3]), i64([2, 4], [1, 3, 1, 6, 0, 3, 3, 1])], (b, [table, ids]) => b.gather(table, ids, 0)));
-test("Gather from a 1-D table with a negative index", () =>
-  gc("Gather", [f64([5]), i64([4], [4, -1, 0, 2])], (b, [table, ids]) => b.gather(table, ids, 0)));
+test("Gather from a 1-D table with a negative index", () => gc("Gather", [f64([5]), i64([4], [4, -1, 0, 2])], (b, [table, ids]) => b.gather(table, ids, 0)));
 test("GatherElements axis 1 with repeats", () =>
   gc("GatherElements", [f64([3, 4]), i64([3, 5], [0, 3, 3, 1, 0, 2, 2, 2, 1, 0, 3, 0, 1, 1, 2])], (b, [x, i]) => b.gatherElements(x, i, 1)));
 test("GatherElements axis 0, indices smaller than data", () =>
@@ -213,11 +208,9 @@ test("dropout with a fixed keep-mask", async () => {
 
 // ---- normalisation -----------------------------------------------------------------------------------------------
 
-test("rmsNorm with weight on [2,3,5]", () =>
-  gc("rmsNorm", [f64([2, 3, 5]), f64([5], uniform(0.5, 1.5))], (b, [x, w]) => b.rmsNorm(x, w, 1e-6)));
+test("rmsNorm with weight on [2,3,5]", () => gc("rmsNorm", [f64([2, 3, 5]), f64([5], uniform(0.5, 1.5))], (b, [x, w]) => b.rmsNorm(x, w, 1e-6)));
 test("layerNorm with weight and bias on [n,3,5]", () =>
-  gc("layerNorm", [{ shape: [2, 3, 5], declared: ["n", 3, 5] }, f64([5], uniform(0.5, 1.5)), f64([5])], (b, [x, w, c]) =>
-    b.layerNorm(x, w, c, 1e-5)));
+  gc("layerNorm", [{ shape: [2, 3, 5], declared: ["n", 3, 5] }, f64([5], uniform(0.5, 1.5)), f64([5])], (b, [x, w, c]) => b.layerNorm(x, w, c, 1e-5)));
 
 // ---- cross-entropy -----------------------------------------------------------------------------------------------
 
@@ -249,8 +242,14 @@ for (const reduction of ["mean", "sum"] as const) {
   });
 }
 test("crossEntropy on a symbolic number of rows", () =>
-  gc("crossEntropy", [{ shape: [4, 3], declared: ["n", 3] }, { shape: [4], declared: ["n"], dtype: "int64", data: [0, -100, 2, 2] }], (b, [x, l]) =>
-    b.crossEntropy(x, l, -100, "mean")));
+  gc(
+    "crossEntropy",
+    [
+      { shape: [4, 3], declared: ["n", 3] },
+      { shape: [4], declared: ["n"], dtype: "int64", data: [0, -100, 2, 2] },
+    ],
+    (b, [x, l]) => b.crossEntropy(x, l, -100, "mean"),
+  ));
 
 // ---- what gets differentiated ------------------------------------------------------------------------------------
 
@@ -263,7 +262,10 @@ test("gradients(): an input that does not reach the loss gets zeros and no gradi
       return b.sin(x);
     },
   });
-  assert.ok(r.grads[1]!.every((v) => v === 0), "gradient of the unused input is all zeros");
+  assert.ok(
+    r.grads[1]!.every((v) => v === 0),
+    "gradient of the unused input is all zeros",
+  );
 
   // Structural: no node appended by gradients() reads a value computed only from z.
   const b = new Builder();

@@ -8,6 +8,7 @@ import { BaseModel, openModel } from "../../sdk/models/model";
 import { LoraState, loraModules, loraTrainables, makeLoraConfig } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
 import { compileEval, forwardNames as names } from "../../sdk/models/forward";
+import type { HostTensor } from "../../sdk/runtime/session";
 import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
 import { applyRepetitionPenalty, applyTopK, applyTopP, selectToken } from "../../sdk/infer/sampling";
@@ -29,7 +30,9 @@ function tinyModel(name: string, options: Omit<TinyModelOptions, "out" | "seed">
 function randomLora(model: BaseModel, seed: number): LoraState {
   const modules = loraModules(model.config, makeLoraConfig({ r: 4, loraAlpha: 8, targetModules: "all-linear" }));
   const rng = new Rng(seed);
-  const tensors = new Map(loraTrainables(modules, seed).map((t) => [t.name, t.name.endsWith("lora_B") ? Float32Array.from(t.init, () => rng.normal() * 0.2) : t.init]));
+  const tensors = new Map(
+    loraTrainables(modules, seed).map((t) => [t.name, t.name.endsWith("lora_B") ? Float32Array.from(t.init, () => rng.normal() * 0.2) : t.init]),
+  );
   return { modules, tensors };
 }
 
@@ -62,9 +65,11 @@ for (const arch of ["llama", "qwen2"] as const) {
     const seq = [...prompt, 7, 200, 33, 65, 101, 9];
     // The training graph: causal-LM eval with LoRA tensors fed as parameters, logits for all positions.
     const trainable = [...lora.tensors].map(([name, data]) => ({ name, shape: shapeOf(lora, name), init: data }));
-    const session = await sessionForGraph(compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: lora.modules, loraDropout: 0 }, { logits: true }), trainable));
+    const session = await sessionForGraph(
+      compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: lora.modules, loraDropout: 0 }, { logits: true }), trainable),
+    );
     const int64 = (row: number[]) => ({ dtype: "int64" as const, shape: [1, row.length], data: BigInt64Array.from(row.map(BigInt)) });
-    const feeds: Record<string, any> = { input_ids: int64(seq), attention_mask: int64(seq.map(() => 1)), labels: int64(seq) };
+    const feeds: Record<string, HostTensor> = { input_ids: int64(seq), attention_mask: int64(seq.map(() => 1)), labels: int64(seq) };
     for (const t of trainable) feeds[names.param(t.name)] = { dtype: "float32", shape: t.shape, data: t.init };
     const reference = (await session.run(feeds, ["logits"])).logits.data as Float32Array;
     await session.release();
@@ -123,7 +128,10 @@ test("sampling: a seed reproduces its tokens, another seed differs, top_k = 1 eq
   const defaults = await gen.generate(prompt, { seed: 11, maxNewTokens: 20, ...noEos });
   const explicit = await gen.generate(prompt, { doSample: true, temperature: 0.6, topP: 0.95, topK: 20, seed: 11, maxNewTokens: 20, ...noEos });
   assert.deepEqual(defaults.tokens, explicit.tokens);
-  assert.notDeepEqual(defaults.tokens, (await gen.generate(prompt, { doSample: true, temperature: 1.5, topK: 0, topP: 1, seed: 11, maxNewTokens: 20, ...noEos })).tokens);
+  assert.notDeepEqual(
+    defaults.tokens,
+    (await gen.generate(prompt, { doSample: true, temperature: 1.5, topK: 0, topP: 1, seed: 11, maxNewTokens: 20, ...noEos })).tokens,
+  );
 
   const g1 = await gen.generate(prompt, sampling);
   const g2 = await gen.generate(prompt, sampling);
@@ -151,10 +159,16 @@ test("logits processors follow transformers: repetition penalty, top-k, top-p", 
   // probabilities 0.5, 0.3, 0.15, 0.05; top_p 0.75 drops tokens while the ascending cumulative sum is <= 0.25.
   const p = Float64Array.from([0.5, 0.3, 0.15, 0.05].map(Math.log));
   applyTopP(p, 0.75);
-  assert.deepEqual([...p].map((v) => v === -Infinity), [false, false, true, true]);
+  assert.deepEqual(
+    [...p].map((v) => v === -Infinity),
+    [false, false, true, true],
+  );
   const keepOne = Float64Array.from([0.9, 0.1].map(Math.log));
   applyTopP(keepOne, 0.01);
-  assert.deepEqual([...keepOne].map((v) => v === -Infinity), [false, true]);
+  assert.deepEqual(
+    [...keepOne].map((v) => v === -Infinity),
+    [false, true],
+  );
 
   // Greedy with the penalty: a seen leader loses to an unseen runner-up, for positive and for negative logits.
   const greedy = { doSample: false, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1.2 };
@@ -285,8 +299,15 @@ test("ReplyStream streams whole characters and whole think tags, marking reasoni
     for (const id of ids) stream.push(id);
     stream.finish();
     assert.equal(pieces.map(([d]) => d).join(""), text);
-    assert.ok(pieces.every(([d]) => !d.includes("\uFFFD")), "a piece holds half a character");
-    const join = (part: ReplyPart) => pieces.filter(([, p]) => p === part).map(([d]) => d).join("");
+    assert.ok(
+      pieces.every(([d]) => !d.includes("\uFFFD")),
+      "a piece holds half a character",
+    );
+    const join = (part: ReplyPart) =>
+      pieces
+        .filter(([, p]) => p === part)
+        .map(([d]) => d)
+        .join("");
     return { reasoning: join("reasoning"), answer: join("answer") };
   };
   const byteTok = (() => {

@@ -2,14 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  expectedWeights,
-  linearFeatures,
-  parseGenerationConfig,
-  parseModelConfig,
-  readGenerationConfig,
-  readModelConfig,
-} from "../../sdk/io/config";
+import { expectedWeights, linearFeatures, parseGenerationConfig, parseModelConfig, readGenerationConfig, readModelConfig } from "../../sdk/io/config";
 import { tempDir } from "./tmp";
 
 /** The config.json of DeepSeek-R1-Distill-Qwen-1.5B (its published values). */
@@ -169,7 +162,10 @@ test("bad config.json gives errors naming the file and the key", () => {
   expectError("{ nope", /not valid JSON/);
   expectError("[1]", /expected a JSON object/);
   fs.rmSync(file);
-  assert.throws(() => readModelConfig(dir), (err: Error) => err.message.includes(file) && /cannot read/.test(err.message));
+  assert.throws(
+    () => readModelConfig(dir),
+    (err: Error) => err.message.includes(file) && /cannot read/.test(err.message),
+  );
 });
 
 test("generation_config.json: sampling fields, eos lists, absent file, bad values", () => {

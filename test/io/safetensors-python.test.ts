@@ -71,28 +71,36 @@ open(path, "wb").write(struct.pack("<Q", len(h)) + h + b"".join(parts))
 print(json.dumps({"a": a.ravel().tolist()}))
 `;
 
-test("python (numpy + torch) reads what we write, and our float16/bfloat16 rounding matches theirs", { skip: !available && "needs /usr/bin/python3 with numpy and torch" }, () => {
-  const file = path.join(tempDir("tunelab-py-"), "x.safetensors");
-  const rng = new Rng(3);
-  // Values spread over many binades, including half-precision subnormals and overflow.
-  const src = Float32Array.from({ length: 2000 }, () => (rng.next() - 0.5) * 2 ** (rng.int(40) - 26));
-  src[0] = 65519.99;
-  src[1] = 1 + 2 ** -11;
-  src[2] = 2 ** -25;
-  writeSafetensors(file, {
-    src: { dtype: "F32", shape: [2000], data: src },
-    h: { dtype: "F16", shape: [40, 50], data: src },
-    b: { dtype: "BF16", shape: [2000], data: src },
-    i: { dtype: "I64", shape: [2], data: BigInt64Array.from([-3n, 2n ** 40n]) },
-  }, { format: "pt" });
-  const out = JSON.parse(runPython(READ_SCRIPT, [file]));
-  assert.deepEqual(out.meta, { format: "pt" });
-  assert.deepEqual(out.tensors.h.shape, [40, 50]);
-  assert.deepEqual(out.tensors.i.shape, [2]);
-  assert.deepEqual(out.src, Array.from(src));
-  assert.deepEqual(out.tensors.h.bits, out.numpy_f16_bits, "float16 bits equal numpy's astype(float16)");
-  assert.deepEqual(out.tensors.b.bits, out.torch_bf16_bits, "bfloat16 bits equal torch's .to(bfloat16)");
-});
+test(
+  "python (numpy + torch) reads what we write, and our float16/bfloat16 rounding matches theirs",
+  { skip: !available && "needs /usr/bin/python3 with numpy and torch" },
+  () => {
+    const file = path.join(tempDir("tunelab-py-"), "x.safetensors");
+    const rng = new Rng(3);
+    // Values spread over many binades, including half-precision subnormals and overflow.
+    const src = Float32Array.from({ length: 2000 }, () => (rng.next() - 0.5) * 2 ** (rng.int(40) - 26));
+    src[0] = 65519.99;
+    src[1] = 1 + 2 ** -11;
+    src[2] = 2 ** -25;
+    writeSafetensors(
+      file,
+      {
+        src: { dtype: "F32", shape: [2000], data: src },
+        h: { dtype: "F16", shape: [40, 50], data: src },
+        b: { dtype: "BF16", shape: [2000], data: src },
+        i: { dtype: "I64", shape: [2], data: BigInt64Array.from([-3n, 2n ** 40n]) },
+      },
+      { format: "pt" },
+    );
+    const out = JSON.parse(runPython(READ_SCRIPT, [file]));
+    assert.deepEqual(out.meta, { format: "pt" });
+    assert.deepEqual(out.tensors.h.shape, [40, 50]);
+    assert.deepEqual(out.tensors.i.shape, [2]);
+    assert.deepEqual(out.src, Array.from(src));
+    assert.deepEqual(out.tensors.h.bits, out.numpy_f16_bits, "float16 bits equal numpy's astype(float16)");
+    assert.deepEqual(out.tensors.b.bits, out.torch_bf16_bits, "bfloat16 bits equal torch's .to(bfloat16)");
+  },
+);
 
 test("we read a file written by hand in python", { skip: !available && "needs /usr/bin/python3 with numpy and torch" }, () => {
   const file = path.join(tempDir("tunelab-py-"), "y.safetensors");
@@ -101,7 +109,10 @@ test("we read a file written by hand in python", { skip: !available && "needs /u
   assert.deepEqual(st.metadata, { format: "pt" });
   const a = st.read("a");
   assert.deepEqual(a.shape, [3, 4]);
-  assert.deepEqual(Array.from(a.data as Float32Array), out.a.map((x: number) => Math.fround(x)));
+  assert.deepEqual(
+    Array.from(a.data as Float32Array),
+    out.a.map((x: number) => Math.fround(x)),
+  );
   assert.deepEqual(Array.from(toFloat32(st.read("b"))), [-1.5, 2.25, 65504]);
   assert.deepEqual(Array.from(st.read("c").data as BigInt64Array), [1n, -2n, 3n, 4n]);
   st.close();

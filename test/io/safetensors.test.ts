@@ -194,7 +194,10 @@ test("damaged files fail with an error naming the file and the problem", () => {
   fs.truncateSync(good, fs.statSync(good).size - 4);
   assertBad(good, /tensor "b".*run past the end/);
 
-  assertBad(rawFile(f("hlen.safetensors"), { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, four, 1n << 40n), /header length 1099511627776 is larger/);
+  assertBad(
+    rawFile(f("hlen.safetensors"), { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, four, 1n << 40n),
+    /header length 1099511627776 is larger/,
+  );
   assertBad(rawFile(f("notjson.safetensors"), "{not json}", four), /not valid JSON/);
   assertBad(rawFile(f("array.safetensors"), "[1, 2, 3]", four), /must start with "\{"/);
   assertBad(rawFile(f("dtype.safetensors"), { a: { dtype: "F8", shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4)), /tensor "a".*unknown dtype "F8"/);
@@ -204,17 +207,25 @@ test("damaged files fail with an error naming the file and the problem", () => {
     /tensor "a".*\[0, 1000\] run past the end of the data area \(16 bytes\)/,
   );
   assertBad(
-    rawFile(f("overlap.safetensors"), {
-      a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
-      b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
-    }, new Uint8Array(12)),
+    rawFile(
+      f("overlap.safetensors"),
+      {
+        a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+        b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+      },
+      new Uint8Array(12),
+    ),
     /tensor "b".*overlap tensor "a"/,
   );
   assertBad(
-    rawFile(f("hole.safetensors"), {
-      a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
-      b: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
-    }, new Uint8Array(12)),
+    rawFile(
+      f("hole.safetensors"),
+      {
+        a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
+        b: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
+      },
+      new Uint8Array(12),
+    ),
     /tensor "b" starts at data offset 8.*no holes/,
   );
   assertBad(rawFile(f("extra.safetensors"), { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(8)), /describes 4 bytes.*holds 8/);
@@ -222,7 +233,10 @@ test("damaged files fail with an error naming the file and the problem", () => {
   assertBad(rawFile(f("frac.safetensors"), { a: { dtype: "F32", shape: [1.5], data_offsets: [0, 6] } }, new Uint8Array(6)), /tensor "a".*shape must be/);
   assertBad(rawFile(f("offs.safetensors"), { a: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)), /tensor "a".*data_offsets must be/);
   assertBad(rawFile(f("nooffs.safetensors"), { a: { dtype: "F32", shape: [1] } }, new Uint8Array(4)), /tensor "a".*data_offsets must be/);
-  assertBad(rawFile(f("meta.safetensors"), { __metadata__: { n: 1 }, a: { dtype: "U8", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /"__metadata__"."n" must be a string/);
+  assertBad(
+    rawFile(f("meta.safetensors"), { __metadata__: { n: 1 }, a: { dtype: "U8", shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)),
+    /"__metadata__"."n" must be a string/,
+  );
   assertBad(rawFile(f("entry.safetensors"), { a: 5 }, new Uint8Array(0)), /tensor "a".*must be an object/);
   fs.writeFileSync(f("tiny.safetensors"), Buffer.from([1, 2, 3]));
   assertBad(f("tiny.safetensors"), /smaller than the 8-byte header length/);
@@ -305,7 +319,10 @@ test("sharded checkpoints are one view over all shards", () => {
 
   const bad = (weightMap: Record<string, string>, pattern: RegExp) => {
     fs.writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
-    assert.throws(() => openWeights(dir), (err: Error) => err.message.includes("model.safetensors.index.json") && pattern.test(err.message));
+    assert.throws(
+      () => openWeights(dir),
+      (err: Error) => err.message.includes("model.safetensors.index.json") && pattern.test(err.message),
+    );
   };
   bad({ "lm_head.weight": "model-00003-of-00002.safetensors" }, /shard "model-00003-of-00002.safetensors".*does not exist/);
   bad({ "x.weight": "model-00002-of-00002.safetensors" }, /puts tensor "x.weight" in "model-00002-of-00002.safetensors", but that shard has no such tensor/);
@@ -330,13 +347,19 @@ test("writeModelWeights writes one file, or shards with an index that openWeight
   for (let i = 0; i < 5; i++) tensors[`layer.${i}.weight`] = { dtype: "F32", shape: [10], data: Float32Array.from({ length: 10 }, (_, j) => i * 10 + j) };
   assert.deepEqual(writeModelWeights(dir, tensors), ["model.safetensors"]);
   const files = writeModelWeights(dir, tensors, { maxShardBytes: 100 }); // 40 bytes each: two per shard
-  assert.deepEqual(files, ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors", "model.safetensors.index.json"]);
+  assert.deepEqual(files, [
+    "model-00001-of-00003.safetensors",
+    "model-00002-of-00003.safetensors",
+    "model-00003-of-00003.safetensors",
+    "model.safetensors.index.json",
+  ]);
   assert.deepEqual(fs.readdirSync(dir).sort(), [...files].sort(), "the single file was replaced by the shards");
   const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8"));
   assert.equal(index.metadata.total_size, 200);
   const w = openWeights(dir);
   assert.ok(w instanceof ShardedSafetensors);
-  for (let i = 0; i < 5; i++) assert.deepEqual(Array.from(w.read(`layer.${i}.weight`).data as Float32Array), Array.from(tensors[`layer.${i}.weight`].data as Float32Array));
+  for (let i = 0; i < 5; i++)
+    assert.deepEqual(Array.from(w.read(`layer.${i}.weight`).data as Float32Array), Array.from(tensors[`layer.${i}.weight`].data as Float32Array));
   w.close();
   writeModelWeights(dir, tensors);
   assert.deepEqual(fs.readdirSync(dir), ["model.safetensors"]);

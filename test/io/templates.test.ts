@@ -39,7 +39,10 @@ test("the built-in deepseekr1 template renders as the DeepSeek-R1 tokenizer's ow
   const tok = Tokenizer.fromDir(dir);
   for (const addGenerationPrompt of [true, false]) {
     const messages = addGenerationPrompt ? conversation : conversation.slice(0, 3);
-    assert.equal(tok.applyChatTemplate(messages, { templateName: "deepseekr1", addGenerationPrompt }), tok.applyChatTemplate(messages, { addGenerationPrompt }));
+    assert.equal(
+      tok.applyChatTemplate(messages, { templateName: "deepseekr1", addGenerationPrompt }),
+      tok.applyChatTemplate(messages, { addGenerationPrompt }),
+    );
   }
 });
 

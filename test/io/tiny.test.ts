@@ -76,9 +76,16 @@ for (const arch of ["llama", "qwen2"] as const) {
       assert.deepEqual(t.shape, shape, name);
       assert.equal(t.dtype, "F32", name);
       const v = toFloat32(t);
-      if (name.endsWith("norm.weight")) assert.ok(v.every((x) => x === 1), `${name} is ones`);
+      if (name.endsWith("norm.weight"))
+        assert.ok(
+          v.every((x) => x === 1),
+          `${name} is ones`,
+        );
       else {
-        assert.ok(v.some((x) => x !== 0), `${name} is random`);
+        assert.ok(
+          v.some((x) => x !== 0),
+          `${name} is random`,
+        );
         for (const x of v) sumSq += x * x;
         total += v.length;
       }
@@ -110,7 +117,17 @@ test("options: tied embeddings, bf16/f16 storage, sizes, llama biases, and bad o
   assert.equal(readModelConfig(tied.dir).tieWordEmbeddings, true);
   w.close();
 
-  const bf = createTinyModel({ arch: "qwen2", out: path.join(root, "bf16"), seed: 1, dtype: "bfloat16", hiddenSize: 32, intermediateSize: 48, numHeads: 8, numKvHeads: 8, numLayers: 3 });
+  const bf = createTinyModel({
+    arch: "qwen2",
+    out: path.join(root, "bf16"),
+    seed: 1,
+    dtype: "bfloat16",
+    hiddenSize: 32,
+    intermediateSize: 48,
+    numHeads: 8,
+    numKvHeads: 8,
+    numLayers: 3,
+  });
   const cfg = readModelConfig(bf.dir);
   assert.equal(cfg.torchDtype, "bfloat16");
   assert.equal(cfg.headDim, 4);
@@ -146,10 +163,32 @@ test("tunelab model create / info", async () => {
   console.log = (...a: unknown[]) => lines.push(a.join(" "));
   console.error = (...a: unknown[]) => lines.push(a.join(" "));
   try {
-    const code = await command.run(["create", "--arch", "qwen2", "--out", out, "--seed", "3", "--hidden-size", "32", "--layers", "1", "--heads", "4", "--kv-heads", "1", "--intermediate-size", "40", "--tie"]);
+    const code = await command.run([
+      "create",
+      "--arch",
+      "qwen2",
+      "--out",
+      out,
+      "--seed",
+      "3",
+      "--hidden-size",
+      "32",
+      "--layers",
+      "1",
+      "--heads",
+      "4",
+      "--kv-heads",
+      "1",
+      "--intermediate-size",
+      "40",
+      "--tie",
+    ]);
     assert.equal(code, 0, lines.join("\n"));
     const c = readModelConfig(out);
-    assert.deepEqual([c.hiddenSize, c.numHiddenLayers, c.numAttentionHeads, c.numKeyValueHeads, c.intermediateSize, c.tieWordEmbeddings], [32, 1, 4, 1, 40, true]);
+    assert.deepEqual(
+      [c.hiddenSize, c.numHiddenLayers, c.numAttentionHeads, c.numKeyValueHeads, c.intermediateSize, c.tieWordEmbeddings],
+      [32, 1, 4, 1, 40, true],
+    );
     assert.equal(await command.run(["info", out]), 0);
     const infoJson = JSON.parse(lines.slice(1).join("\n"));
     assert.equal(infoJson.architecture, "Qwen2ForCausalLM");

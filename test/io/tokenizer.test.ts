@@ -118,7 +118,10 @@ test("byte tokenizer special ids: eos list from generation_config, bos, pad", ()
 
 test("qwen3 and deepseek_v3 tokenizers: encode with special tokens adds exactly what the post-processor says", () => {
   const text = "Hello world, 2024 年 is here! naïve café";
-  for (const [arch, kind] of [["qwen2", "qwen3"], ["llama", "deepseek_v3"]] as const) {
+  for (const [arch, kind] of [
+    ["qwen2", "qwen3"],
+    ["llama", "deepseek_v3"],
+  ] as const) {
     const dir = folder(arch, kind);
     const tok = load(dir);
     const plain = tok.encode(text, { addSpecialTokens: false });
@@ -155,10 +158,7 @@ test("DeepSeek-R1 chat template: reasoning cut from earlier turns, generation pr
     tok.applyChatTemplate(messages, { addGenerationPrompt: true }),
     `${bos}Be brief.<｜User｜>Hi<｜Assistant｜>\n\nHello!<｜end▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜><think>\n`,
   );
-  assert.equal(
-    tok.applyChatTemplate(messages.slice(0, 2)),
-    `${bos}Be brief.<｜User｜>Hi`,
-  );
+  assert.equal(tok.applyChatTemplate(messages.slice(0, 2)), `${bos}Be brief.<｜User｜>Hi`);
   // The chat ids start with the bos token written by the template, once.
   const ids = tok.encodeChat(messages, { addGenerationPrompt: true });
   assert.equal(ids[0], 0);
@@ -197,7 +197,10 @@ test("chat_template as a list of named templates, and missing templates", () => 
   assert.equal(named.applyChatTemplate([{ role: "user", content: "x" }]), "Dx");
   assert.equal(named.applyChatTemplate([{ role: "user", content: "x" }], { tools: [{}, {}] }), "T2");
   assert.equal(named.applyChatTemplate([], { templateName: "rag" }), "R");
-  assert.throws(() => named.applyChatTemplate([], { templateName: "nope" }), /no chat template named "nope" \(have default, tool_use, rag, qwen, chatml, llama3, deepseekr1\)/);
+  assert.throws(
+    () => named.applyChatTemplate([], { templateName: "nope" }),
+    /no chat template named "nope" \(have default, tool_use, rag, qwen, chatml, llama3, deepseekr1\)/,
+  );
   const none = Tokenizer.fromObjects(files.tokenizerJson, { ...files.tokenizerConfig, chat_template: undefined });
   assert.equal(none.hasChatTemplate, false);
   assert.throws(() => none.applyChatTemplate([{ role: "user", content: "x" }]), /tokenizer_config.json: the tokenizer has no chat_template/);

@@ -74,7 +74,6 @@ async function until(what: string, ok: () => boolean, timeoutMs: number): Promis
   }
 }
 
-
 /** Runs a cell to its reply and returns it with the cell's stream text and text/plain result. */
 async function execute(code: string): Promise<{ reply: KernelMessage.IExecuteReplyMsg["content"]; text: string; result: unknown }> {
   const cell = start(code);

@@ -70,7 +70,16 @@ export async function startJupyterServer(module: "jupyter_server" | "notebook", 
   const isRoot = process.getuid?.() === 0;
   const args =
     module === "jupyter_server"
-      ? ["-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", `--ServerApp.port=${port}`, "--ServerApp.port_retries=0", `--ServerApp.token=${token}`, `--ServerApp.root_dir=${rootDir}`, "--ServerApp.open_browser=False"]
+      ? [
+          "-m",
+          "jupyter_server",
+          "--ServerApp.ip=127.0.0.1",
+          `--ServerApp.port=${port}`,
+          "--ServerApp.port_retries=0",
+          `--ServerApp.token=${token}`,
+          `--ServerApp.root_dir=${rootDir}`,
+          "--ServerApp.open_browser=False",
+        ]
       : ["-m", "notebook", "--no-browser", "--ip=127.0.0.1", `--port=${port}`, "--port-retries=0", `--NotebookApp.token=${token}`, `--notebook-dir=${rootDir}`];
   if (isRoot) args.push("--allow-root");
   const env: NodeJS.ProcessEnv = {

@@ -127,11 +127,12 @@ test("cells queued behind a failing cell are aborted, as with ipykernel (Run All
   // Sent together, like JupyterLab's "Run All": the second and third arrive while the first one is busy
   // (half a second of synchronous work, so they wait unread in the kernel's socket), then it throws.
   const first = "const t0 = Date.now();\nwhile (Date.now() - t0 < 500) {}\nthrow new Error('stop here');";
-  const futures = [first, "(globalThis as any).ranAfterError = 1", "2 + 2"].map((code) =>
-    kernel!.requestExecute({ code, stop_on_error: true }),
-  );
+  const futures = [first, "(globalThis as any).ranAfterError = 1", "2 + 2"].map((code) => kernel!.requestExecute({ code, stop_on_error: true }));
   const replies = await Promise.all(futures.map((f) => f.done));
-  assert.deepEqual(replies.map((r) => r.content.status), ["error", "aborted", "aborted"]);
+  assert.deepEqual(
+    replies.map((r) => r.content.status),
+    ["error", "aborted", "aborted"],
+  );
   const after = await execute("(globalThis as any).ranAfterError === undefined");
   assert.equal(after.reply.status, "ok", "a cell sent after the error reply runs");
   assert.equal(dataOf(ofType(after, "execute_result")[0])["text/plain"], "true");
@@ -143,7 +144,10 @@ test("a runtime exception gives its name, message and the cell's frames", { skip
   const reply = ran.reply as KernelMessage.IReplyErrorContent;
   assert.equal(reply.ename, "RangeError");
   assert.equal(reply.evalue, "too deep");
-  assert.ok(reply.traceback.some((l) => l.includes("at deep")), reply.traceback.join("\n"));
+  assert.ok(
+    reply.traceback.some((l) => l.includes("at deep")),
+    reply.traceback.join("\n"),
+  );
   assert.ok(!reply.traceback.some((l) => l.includes("tslab")), "kernel internals are cut from the traceback");
 });
 
@@ -158,7 +162,9 @@ test("stdout is streamed, and tunelab/kernel's display() publishes and updates o
   ].join("\n");
   const ran = await execute(code);
   assert.equal(ran.reply.status, "ok", JSON.stringify(ran.reply));
-  const streams = ofType(ran, "stream").map((m) => (m.content as { text: string }).text).join("");
+  const streams = ofType(ran, "stream")
+    .map((m) => (m.content as { text: string }).text)
+    .join("");
   assert.equal(streams, "step 1\n");
   const shown = ofType(ran, "display_data");
   const updated = ofType(ran, "update_display_data");

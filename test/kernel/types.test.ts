@@ -18,7 +18,8 @@ const ts: Ts = createRequire(require.resolve("tslab/dist/converter"))("@tslab/ty
 
 function declarationFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true, encoding: "utf8" })
+  return fs
+    .readdirSync(dir, { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".d.ts"))
     .map((f) => path.join(dir, f));
 }
@@ -29,7 +30,10 @@ test("tslab's compiler is TypeScript 5.0", () => {
 
 test("every emitted SDK and kernel .d.ts type-checks under TypeScript 5.0 (skipLibCheck off)", { timeout: 120_000 }, () => {
   const roots = [...declarationFiles(path.join(dist, "sdk")), ...declarationFiles(path.join(dist, "kernel"))];
-  assert.ok(roots.some((f) => f.endsWith(path.join("kernel", "index.d.ts"))), "dist/kernel/index.d.ts missing: build first");
+  assert.ok(
+    roots.some((f) => f.endsWith(path.join("kernel", "index.d.ts"))),
+    "dist/kernel/index.d.ts missing: build first",
+  );
 
   // A consumer outside the repo, importing the package by name like a notebook does.
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-dts-"));

@@ -57,8 +57,7 @@ function fields(buf: Buffer): Field[] {
       const size = wire === 1 ? 8 : 4;
       out.push({ no, wire, value: buf.subarray(off, off + size) });
       off += size;
-    }
-    else if (wire === 2) {
+    } else if (wire === 2) {
       const len = Number(varint());
       out.push({ no, wire, value: buf.subarray(off, off + len) });
       off += len;
@@ -111,7 +110,10 @@ test("CRC32C matches the standard check value and the bitwise reference", () => 
 test("tfRecord framing", () => {
   const rec = tfRecord(Buffer.from("hello"));
   assert.equal(rec.length, 8 + 4 + 5 + 4);
-  assert.deepEqual(readRecords(rec).map((d) => d.toString()), ["hello"]);
+  assert.deepEqual(
+    readRecords(rec).map((d) => d.toString()),
+    ["hello"],
+  );
 });
 
 test("event file: name, version record, scalars that an independent reader decodes", () => {
@@ -132,7 +134,10 @@ test("event file: name, version record, scalars that an independent reader decod
     assert.equal(events[1].wallTime, 1_700_000_001.25);
     assert.equal(events[1].scalars[0].tag, "loss");
     assert.equal(events[1].scalars[0].value, Math.fround(2.15));
-    assert.deepEqual(events[2].scalars.map((s) => s.tag), ["loss", "learning_rate"]);
+    assert.deepEqual(
+      events[2].scalars.map((s) => s.tag),
+      ["loss", "learning_rate"],
+    );
     assert.equal(events[2].scalars[1].value, Math.fround(3e-5));
     assert.equal(events[3].step, 2 ** 40);
     assert.ok(Number.isNaN(events[3].scalars[0].value));
@@ -163,29 +168,25 @@ test("bad scalars are refused", () => {
 
 const hasTensorboard = spawnSync("/usr/bin/python3", ["-c", "import tensorboard"]).status === 0;
 
-test(
-  "TensorBoard itself reads the scalars",
-  { skip: hasTensorboard ? false : "the tensorboard Python package is not importable by /usr/bin/python3" },
-  () => {
-    const dir = mkdtempSync(join(tmpdir(), "tunelab-tb-"));
-    try {
-      const w = new TensorBoardWriter(dir);
-      for (let s = 1; s <= 3; s++) w.addScalar("loss", 3 - s * 0.5, s * 10);
-      w.close();
-      const py = spawnSync(
-        "/usr/bin/python3",
-        [
-          "-c",
-          "import sys\nfrom tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n" +
-            "a=EventAccumulator(sys.argv[1]); a.Reload()\nprint(' '.join('%d:%.2f' % (e.step, e.value) for e in a.Scalars('loss')))",
-          dir,
-        ],
-        { encoding: "utf8" },
-      );
-      assert.equal(py.status, 0, py.stderr);
-      assert.equal(py.stdout.trim(), "10:2.50 20:2.00 30:1.50");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
-);
+test("TensorBoard itself reads the scalars", { skip: hasTensorboard ? false : "the tensorboard Python package is not importable by /usr/bin/python3" }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "tunelab-tb-"));
+  try {
+    const w = new TensorBoardWriter(dir);
+    for (let s = 1; s <= 3; s++) w.addScalar("loss", 3 - s * 0.5, s * 10);
+    w.close();
+    const py = spawnSync(
+      "/usr/bin/python3",
+      [
+        "-c",
+        "import sys\nfrom tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n" +
+          "a=EventAccumulator(sys.argv[1]); a.Reload()\nprint(' '.join('%d:%.2f' % (e.step, e.value) for e in a.Scalars('loss')))",
+        dir,
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(py.status, 0, py.stderr);
+    assert.equal(py.stdout.trim(), "10:2.50 20:2.00 30:1.50");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -3,16 +3,7 @@ import assert from "node:assert/strict";
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  RunLogger,
-  TrainLog,
-  crc32c,
-  formatDiagnosticLine,
-  formatEvalLine,
-  formatLogNumber,
-  formatStepLine,
-  readMetricsJsonl,
-} from "../../sdk/train/log";
+import { RunLogger, TrainLog, crc32c, formatDiagnosticLine, formatEvalLine, formatLogNumber, formatStepLine, readMetricsJsonl } from "../../sdk/train/log";
 
 test("step lines follow the seed's style", () => {
   assert.equal(formatStepLine({ epoch: 1, numEpochs: 10, step: 500, loss: 2.15, lr: 3e-5 }), "[epoch 1/10] step 500 loss: 2.1500 lr: 3.0e-05");
@@ -64,7 +55,9 @@ test("TrainLog appends train.log and metrics.jsonl line by line, and a reopen co
     again.step({ epoch: 2, numEpochs: 2, step: 20, loss: 2.0, lr: 2e-5 });
     again.close();
 
-    const lines = readFileSync(join(dir, "out", "train.log"), "utf8").trimEnd().split("\n");
+    const lines = readFileSync(join(dir, "out", "train.log"), "utf8")
+      .trimEnd()
+      .split("\n");
     assert.deepEqual(lines, [
       "training started: 1000 steps",
       "[epoch 1/2] step 10 loss: 2.5000 lr: 1.0e-05 grad_norm: inf",
@@ -77,7 +70,10 @@ test("TrainLog appends train.log and metrics.jsonl line by line, and a reopen co
     assert.equal(lines.filter((l) => l.includes("loss:")).length, 3);
 
     const events = readMetricsJsonl(join(dir, "out", "metrics.jsonl"));
-    assert.deepEqual(events.map((e) => e.event), ["message", "step", "eval", "diagnostic", "step"]);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ["message", "step", "eval", "diagnostic", "step"],
+    );
     assert.deepEqual(events[1], { event: "step", epoch: 1, num_epochs: 2, step: 10, loss: 2.5, lr: 1e-5, grad_norm: null, time: "2025-01-02T03:04:05.000Z" });
     assert.deepEqual(events[2], { event: "eval", epoch: 1, num_epochs: 2, step: 10, split: "val", loss: 2.4, accuracy: 0.5, time: "2025-01-02T03:04:05.000Z" });
     assert.equal(events[3].kind, "vanishing_updates");

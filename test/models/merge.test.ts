@@ -9,6 +9,7 @@ import { BaseModel, openModel } from "../../sdk/models/model";
 import { Adapter, loadAdapter, LoraModule, loraModules, loraNames, LoraState, loraTrainables, makeLoraConfig, saveAdapter } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
 import { compileEval, forwardNames as names } from "../../sdk/models/forward";
+import type { HostTensor } from "../../sdk/runtime/session";
 import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
 import { Generator } from "../../sdk/infer/generate";
@@ -54,7 +55,7 @@ async function causalLoss(model: BaseModel, modules: readonly LoraModule[], tens
   const session = await sessionForGraph(compileEval(causalLMForward({ config: model.config, weights: model.weights, lora: modules, loraDropout: 0 }), trainable));
   const int64 = (rows: number[][]) => ({ dtype: "int64" as const, shape: [rows.length, rows[0].length], data: BigInt64Array.from(rows.flat().map(BigInt)) });
   const labels = batch.ids.map((row, r) => row.map((t, i) => (batch.mask[r][i] ? t : -100)));
-  const feeds: Record<string, any> = { input_ids: int64(batch.ids), attention_mask: int64(batch.mask), labels: int64(labels) };
+  const feeds: Record<string, HostTensor> = { input_ids: int64(batch.ids), attention_mask: int64(batch.mask), labels: int64(labels) };
   for (const t of trainable) feeds[names.param(t.name)] = { dtype: "float32", shape: t.shape, data: t.init };
   const out = await session.run(feeds);
   await session.release();

@@ -9,6 +9,7 @@ import { openModel } from "../../sdk/models/model";
 import { loraModules, loraNames, loraTrainables, makeLoraConfig } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
 import { compileGradStep, names } from "../../sdk/train/step";
+import type { HostTensor } from "../../sdk/runtime/session";
 import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
 
@@ -55,7 +56,7 @@ for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", l
     const trainable = loraTrainables(modules, 3).map((t) => ({ ...t, init: t.name.endsWith("lora_B") ? Float32Array.from(t.init, () => rng.normal() * 0.1) : t.init }));
 
     const session = await sessionForGraph(compileGradStep(causalLMForward({ config: model.config, weights: model.weights, lora: modules, loraDropout: 0 }), trainable));
-    const feeds: Record<string, any> = { input_ids: int64(batch.inputIds), attention_mask: int64(batch.attentionMask), labels: int64(batch.labels) };
+    const feeds: Record<string, HostTensor> = { input_ids: int64(batch.inputIds), attention_mask: int64(batch.attentionMask), labels: int64(batch.labels) };
     for (const t of trainable) feeds[names.param(t.name)] = { dtype: "float32", shape: t.shape, data: t.init };
     const out = await session.run(feeds);
     await session.release();

@@ -11,9 +11,28 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-plan-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test("the fluent chain trains, evaluates, displays and writes a recipe that reads back", async () => {
-  const base = await Model.tiny({ arch: "qwen2", out: path.join(tmp, "model"), seed: 0, hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2, tokenizer: "qwen3" });
+  const base = await Model.tiny({
+    arch: "qwen2",
+    out: path.join(tmp, "model"),
+    seed: 0,
+    hiddenSize: 32,
+    numLayers: 1,
+    numHeads: 4,
+    numKvHeads: 2,
+    tokenizer: "qwen3",
+  });
   const plan = ds.load(path.join(root, "data/support_tickets.jsonl")).split({ val: 0.1, test: 0.1, seed: 7 }).lora({ rank: 8 });
-  const options = { stage: "cls" as const, lr: 2e-3, batchSize: 16, warmupSteps: 5, maxSteps: 40, evalSteps: 20, saveSteps: 0, outputDir: path.join(tmp, "run"), live: false };
+  const options = {
+    stage: "cls" as const,
+    lr: 2e-3,
+    batchSize: 16,
+    warmupSteps: 5,
+    maxSteps: 40,
+    evalSteps: 20,
+    saveSteps: 0,
+    outputDir: path.join(tmp, "run"),
+    live: false,
+  };
   const run = await plan.fit(base, options);
   assert.equal(run.steps, 40);
   assert.equal(run.result.recipe.lora_alpha, 16, "alpha defaults to 2 x rank");
@@ -46,7 +65,16 @@ test("a data plan shows a preview when a notebook displays it", async () => {
 });
 
 test("Model.evaluate's perplexity equals token-by-token scoring through the KV-cache generation graph", async () => {
-  const base = await Model.tiny({ arch: "llama", out: path.join(tmp, "llama"), seed: 4, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, initStd: 0.2 });
+  const base = await Model.tiny({
+    arch: "llama",
+    out: path.join(tmp, "llama"),
+    seed: 4,
+    hiddenSize: 32,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    initStd: 0.2,
+  });
   const rows = ["Two plus two is four.", "Hello!", "The sum of 3 and 5 is 8."];
   const report = await base.evaluate(ds.fromRows(rows.map((text) => ({ kind: "pretrain" as const, text }))));
   // Independent path: the generation graph, fed one token at a time, scores each next token.

@@ -32,8 +32,14 @@ test("no import breaks a dependency rule (layers downward, kernel through the pu
 test("every sdk folder is a layer the rules know", () => {
   const config = createRequire(__filename)(path.join(root, ".dependency-cruiser.cjs")) as { forbidden: { name: string }[] };
   const ruled = new Set(config.forbidden.map((r) => r.name.replace(/-imports-downward$/, "")));
-  const folders = fs.readdirSync(path.join(root, "sdk"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
-  assert.deepEqual(folders.filter((f) => !ruled.has(f)), []);
+  const folders = fs
+    .readdirSync(path.join(root, "sdk"), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
+  assert.deepEqual(
+    folders.filter((f) => !ruled.has(f)),
+    [],
+  );
 });
 
 test("no two folders (sdk layers, kernel) import each other, directly or through others", () => {

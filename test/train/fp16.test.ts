@@ -60,10 +60,25 @@ test("fp16 overflow lowers the loss scale and retries the step instead of stoppi
   createTinyModel({ arch: "llama", out: big, seed: 1, hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2, initStd: 1 });
   const out = path.join(tmp, "overflow");
   const result = await train(
-    resolveRecipe({ model_name_or_path: big, dataset_path: path.join(root, "data/arithmetic.txt"), output_dir: out, stage: "pt", learning_rate: 1e-3, warmup_steps: 0, max_steps: 4, per_device_train_batch_size: 8, save_steps: 0, lora_rank: 8, fp16: true }),
+    resolveRecipe({
+      model_name_or_path: big,
+      dataset_path: path.join(root, "data/arithmetic.txt"),
+      output_dir: out,
+      stage: "pt",
+      learning_rate: 1e-3,
+      warmup_steps: 0,
+      max_steps: 4,
+      per_device_train_batch_size: 8,
+      save_steps: 0,
+      lora_rank: 8,
+      fp16: true,
+    }),
   );
   assert.equal(result.stoppedBy, "max_steps");
-  assert.deepEqual(result.history.map((h) => h.step), [1, 2, 3, 4]);
+  assert.deepEqual(
+    result.history.map((h) => h.step),
+    [1, 2, 3, 4],
+  );
   assert.ok(result.history.every((h) => Number.isFinite(h.loss)));
   const log = readFileSync(path.join(out, "train.log"), "utf8");
   assert.match(log, /float16 gradients overflowed at step 1; loss scale lowered to 32768/);

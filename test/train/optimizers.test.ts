@@ -51,7 +51,11 @@ function reference(opt: OptimizerOptions, steps: number, lr: number, maxNorm = 0
 async function run(opt: OptimizerOptions, steps: number, lr: number, maxGradNorm = 0, micro = 1) {
   const engine = StepEngine.create({ forward, trainable: [{ name: "p", shape: [4], init }], optimizer: opt, maxGradNorm });
   let last: StepResult | undefined;
-  for (let s = 0; s < steps; s++) last = await engine.train(Array.from({ length: micro }, (_, k) => batch(k + 1)), lr);
+  for (let s = 0; s < steps; s++)
+    last = await engine.train(
+      Array.from({ length: micro }, (_, k) => batch(k + 1)),
+      lr,
+    );
   const p = Array.from(engine.param("p"));
   await engine.release();
   return { p, last: last! };

@@ -19,7 +19,11 @@ test("docs/recipes.md's option tables are the schema's (rewrite them with script
   const begin = doc.indexOf(DOCS_BEGIN);
   const end = doc.indexOf(DOCS_END);
   assert.ok(begin >= 0 && end > begin, "docs/recipes.md has the generated-tables markers");
-  assert.equal(doc.slice(begin + DOCS_BEGIN.length, end).trim(), recipeOptionsMarkdown(), "docs/recipes.md differs from the schema: run scripts/recipe-docs.ts");
+  assert.equal(
+    doc.slice(begin + DOCS_BEGIN.length, end).trim(),
+    recipeOptionsMarkdown(),
+    "docs/recipes.md differs from the schema: run scripts/recipe-docs.ts",
+  );
   assert.equal(withRecipeOptions(doc), doc);
   // Every option has a row, and the rows show the schema's defaults.
   for (const key of Object.keys(RECIPE_SCHEMA)) assert.match(doc, new RegExp(`^\\| \`${key}\` \\|`, "m"), `${key} is documented`);
@@ -36,13 +40,24 @@ test("types derive from the schema: enums are literal unions, FitOptions has eve
     Same<Recipe["dataset_path"], string | string[]>,
     Same<FitOptions["lr"], number | undefined>,
     Same<FitOptions["stage"], "pt" | "sft" | "cls" | undefined>,
-    Same<Extract<keyof FitOptions, "batchSize" | "epochs" | "evalBatchSize" | "maxSteps" | "warmupSteps" | "evalSteps" | "outputDir" | "callbacks" | "signal" | "live">, "batchSize" | "epochs" | "evalBatchSize" | "maxSteps" | "warmupSteps" | "evalSteps" | "outputDir" | "callbacks" | "signal" | "live">,
+    Same<
+      Extract<
+        keyof FitOptions,
+        "batchSize" | "epochs" | "evalBatchSize" | "maxSteps" | "warmupSteps" | "evalSteps" | "outputDir" | "callbacks" | "signal" | "live"
+      >,
+      "batchSize" | "epochs" | "evalBatchSize" | "maxSteps" | "warmupSteps" | "evalSteps" | "outputDir" | "callbacks" | "signal" | "live"
+    >,
     Same<Extract<keyof FitOptions, "lora_rank" | "rank" | "val">, never>,
   ] = [true, true, true, true, true, true, true, true, true];
   assert.ok(checks.every(Boolean));
   // sdk names of fit() options are the recipe keys in camelCase.
   for (const [key, spec] of Object.entries(RECIPE_SCHEMA)) {
-    if (spec.set === "fit") assert.equal(spec.sdk, key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), key);
+    if (spec.set === "fit")
+      assert.equal(
+        spec.sdk,
+        key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+        key,
+      );
   }
 });
 
@@ -67,5 +82,8 @@ test("a plan and a recipe load, split and augment through the same steps, with t
   for (const part of ["train", "val", "test"] as const) {
     assert.deepEqual(fromRecipe[part].rows, fromPlan[part].rows, part);
   }
-  assert.ok(fromRecipe.train.rows.some((r) => r.provenance.augmented), "augmented rows were made");
+  assert.ok(
+    fromRecipe.train.rows.some((r) => r.provenance.augmented),
+    "augmented rows were made",
+  );
 });

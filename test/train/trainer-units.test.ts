@@ -11,7 +11,18 @@ function freshState(): TrainerState {
   return { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: INITIAL_LOSS_SCALE, logHistory: [] };
 }
 
-const step = (n: number) => ({ step: n, maxSteps: 10, epoch: 0, numEpochs: 1, loss: 1, learningRate: 0, gradNorm: 0, updateNorm: 0, tokensPerSecond: 0, elapsedSeconds: 0 });
+const step = (n: number) => ({
+  step: n,
+  maxSteps: 10,
+  epoch: 0,
+  numEpochs: 1,
+  loss: 1,
+  learningRate: 0,
+  gradNorm: 0,
+  updateNorm: 0,
+  tokensPerSecond: 0,
+  elapsedSeconds: 0,
+});
 
 test("subscribers are called in order with the control; a stop request is taken once, the first one wins", async () => {
   const calls: string[] = [];
@@ -84,7 +95,12 @@ test("early stopping with patience 0 tracks the best step but never stops nor re
   const engine = { snapshot: (): EngineState => assert.fail("no snapshot needed"), restore: () => assert.fail("nothing to restore") };
   const stopping: TrainerCallbacks & EarlyStopping = new EarlyStopping(state, engine, 0);
   const events = new TrainerEvents([stopping]);
-  for (const [s, loss] of [[1, 1], [2, 2], [3, 3], [4, 4]]) {
+  for (const [s, loss] of [
+    [1, 1],
+    [2, 2],
+    [3, 3],
+    [4, 4],
+  ]) {
     state.globalStep = s;
     await events.emit("onEval", { step: s, epoch: 0, loss, metrics: {} });
   }

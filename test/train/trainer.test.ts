@@ -67,7 +67,11 @@ test("classification on the bundled tickets: validation F1 rises well above chan
   const log = fs.readFileSync(path.join(out, "train.log"), "utf8");
   assert.match(log, /^\[epoch 1\/\d+\] step 10 loss: \d+\.\d{4} lr: \d\.\de-\d\d/m);
   assert.match(log, /val_f1_macro: \d\.\d{4}/);
-  const events = fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const events = fs
+    .readFileSync(path.join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   assert.ok(events.some((e) => e.event === "eval"));
   assert.ok(fs.readdirSync(path.join(out, "runs/train")).some((f) => f.startsWith("events.out.tfevents.")));
   const adapter = loadAdapter(out);
@@ -78,17 +82,29 @@ test("classification on the bundled tickets: validation F1 rises well above chan
   assert.match(manifest.data[0].sha256, /^[0-9a-f]{64}$/);
   assert.equal(manifest.recipe.seed, 42);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "labels.json"), "utf8")).id2label, { 0: "account", 1: "billing", 2: "shipping", 3: "technical" });
-  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [60, 120]);
+  assert.deepEqual(
+    listCheckpoints(out).map((c) => c.step),
+    [60, 120],
+  );
 });
 
 test("a fixed seed gives identical runs (LoRA dropout on, evaluated on a val split without dropout)", async () => {
   const a = await train(ptRecipe("seed-a", { val_size: 0.1, eval_steps: 6 }));
   const b = await train(ptRecipe("seed-b", { val_size: 0.1, eval_steps: 6 }));
-  assert.deepEqual(b.evals.map((e) => e.loss), a.evals.map((e) => e.loss));
+  assert.deepEqual(
+    b.evals.map((e) => e.loss),
+    a.evals.map((e) => e.loss),
+  );
   assert.equal(a.evals.length, 2);
-  assert.deepEqual(b.history.map((h) => h.loss), a.history.map((h) => h.loss));
+  assert.deepEqual(
+    b.history.map((h) => h.loss),
+    a.history.map((h) => h.loss),
+  );
   const c = await train(ptRecipe("seed-c", { seed: 7, val_size: 0.1, eval_steps: 6 }));
-  assert.notDeepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss));
+  assert.notDeepEqual(
+    c.history.map((h) => h.loss),
+    a.history.map((h) => h.loss),
+  );
 });
 
 test("resuming from a checkpoint gives the same losses as a run that never stopped", async () => {
@@ -97,19 +113,31 @@ test("resuming from a checkpoint gives the same losses as a run that never stopp
   const first = await train(ptRecipe("resumed"), { signal: stop.signal, callbacks: [{ onStep: (e) => (e.step === 5 ? stop.abort() : undefined) }] });
   assert.equal(first.stoppedBy, "interrupted");
   assert.equal(first.steps, 5);
-  assert.deepEqual(listCheckpoints(first.outputDir).map((c) => c.step), [5]);
+  assert.deepEqual(
+    listCheckpoints(first.outputDir).map((c) => c.step),
+    [5],
+  );
   const second = await train(ptRecipe("resumed", { resume_from_checkpoint: true }));
   assert.equal(second.steps, 12);
-  assert.deepEqual(second.history.map((h) => h.step), [6, 7, 8, 9, 10, 11, 12]);
-  assert.deepEqual(second.history.map((h) => h.loss), whole.history.slice(5).map((h) => h.loss));
+  assert.deepEqual(
+    second.history.map((h) => h.step),
+    [6, 7, 8, 9, 10, 11, 12],
+  );
+  assert.deepEqual(
+    second.history.map((h) => h.loss),
+    whole.history.slice(5).map((h) => h.loss),
+  );
   assert.match(fs.readFileSync(path.join(first.outputDir, "train.log"), "utf8"), /resumed from .*checkpoint-5 at step 5/);
 });
 
 test("a non-finite loss stops the run, keeps the last good checkpoint and says why", async () => {
   const diagnostics: string[] = [];
-  const result = await train(ptRecipe("nan", { optim: "sgd", learning_rate: 1e30, max_grad_norm: 0, warmup_steps: 0, lr_scheduler_type: "constant", save_steps: 1, lora_dropout: 0 }), {
-    callbacks: [{ onDiagnostic: (d) => void diagnostics.push(d.kind) }],
-  });
+  const result = await train(
+    ptRecipe("nan", { optim: "sgd", learning_rate: 1e30, max_grad_norm: 0, warmup_steps: 0, lr_scheduler_type: "constant", save_steps: 1, lora_dropout: 0 }),
+    {
+      callbacks: [{ onDiagnostic: (d) => void diagnostics.push(d.kind) }],
+    },
+  );
   assert.equal(result.stoppedBy, "non_finite_loss");
   assert.ok(result.steps < 12);
   assert.deepEqual(diagnostics, ["non_finite_loss"]);
@@ -126,7 +154,9 @@ test("early stopping stops after `patience` evaluations without improvement and 
   // A learning rate this small leaves the validation loss where it is, so no evaluation after the first improves.
   const sigintListeners = process.listenerCount("SIGINT");
   const onStart = () => assert.equal(process.listenerCount("SIGINT"), sigintListeners, "train() leaves SIGINT to its caller");
-  const result = await train(ptRecipe("early", { learning_rate: 1e-30, val_size: 0.2, eval_steps: 2, early_stopping_steps: 2, lora_dropout: 0 }), { callbacks: [{ onStart }] });
+  const result = await train(ptRecipe("early", { learning_rate: 1e-30, val_size: 0.2, eval_steps: 2, early_stopping_steps: 2, lora_dropout: 0 }), {
+    callbacks: [{ onStart }],
+  });
   assert.equal(result.stoppedBy, "early_stopping");
   assert.equal(result.steps, 6);
   assert.equal(result.bestStep, 2);
@@ -135,7 +165,14 @@ test("early stopping stops after `patience` evaluations without improvement and 
 
 test("data that does not fit the stage is refused naming the file and line", async () => {
   await assert.rejects(
-    train(resolveRecipe({ model_name_or_path: byteModel, dataset_path: path.join(root, "data/support_tickets.jsonl"), output_dir: path.join(tmp, "bad"), stage: "pt" })),
+    train(
+      resolveRecipe({
+        model_name_or_path: byteModel,
+        dataset_path: path.join(root, "data/support_tickets.jsonl"),
+        output_dir: path.join(tmp, "bad"),
+        stage: "pt",
+      }),
+    ),
     /support_tickets\.jsonl:1: stage pt needs pretrain rows, this one is classification/,
   );
   const broken = path.join(tmp, "broken.jsonl");
@@ -180,7 +217,12 @@ test("SFT on chat data: the loss falls, and only assistant tokens (plus EOS) are
 test("DeepSeek-R1's template: the trained reply follows the prompt's open <think> block, as chat() generates it", async () => {
   const r1Model = path.join(tmp, "qwen2-r1");
   createTinyModel({ arch: "qwen2", out: r1Model, seed: 1, hiddenSize: 16, numLayers: 1, numHeads: 2, numKvHeads: 1, tokenizer: "deepseek_v3" });
-  const recipe = resolveRecipe({ model_name_or_path: r1Model, dataset_path: path.join(root, "data/alpaca_tasks.json"), output_dir: path.join(tmp, "r1"), stage: "sft" });
+  const recipe = resolveRecipe({
+    model_name_or_path: r1Model,
+    dataset_path: path.join(root, "data/alpaca_tasks.json"),
+    output_dir: path.join(tmp, "r1"),
+    stage: "sft",
+  });
   const model = openModel(r1Model);
   const data = tokenizeSplits(recipe, await loadSplits(recipe), model.tokenizer);
   const example = data.train[0];

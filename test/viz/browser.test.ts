@@ -45,50 +45,60 @@ async function withPage(fn: (page: Page, errors: string[]) => Promise<void>): Pr
 
 const doc = (body: string) => `<!doctype html><html><head><meta charset="utf-8"></head><body>${body}</body></html>`;
 
-test("bundles render in Chromium: a loss curve with inline plotly, then lean figures and an EvalReport reusing window.Plotly", { skip, timeout: 90_000 }, async () => {
-  const points = [
-    ...Array.from({ length: 50 }, (_, i) => ({ step: (i + 1) * 10, loss: 3 * Math.exp(-i / 20) + 0.5, split: "train" as const })),
-    ...Array.from({ length: 5 }, (_, i) => ({ step: (i + 1) * 100, loss: 3 * Math.exp(-i / 2.2) + 0.7, split: "val" as const })),
-  ];
-  const lr = Array.from({ length: 50 }, (_, i) => ({ step: (i + 1) * 10, lr: 3e-5 * Math.min(1, (i + 1) / 10) }));
-  const curve = plotlyBundle(lossCurve(points, { lr }), { inlinePlotly: true });
-  const hist = displayFigure(histogram([120, 300, 512, 800, 1024, 1900], { bins: 4, cutoff: 1024 }))[JUPYTER_DISPLAY]({ inlinePlotly: false });
-  const report = EvalReport.classification(["a", "b", "b", "c"], ["a", "b", "c", "c"], { split: "val" })[JUPYTER_DISPLAY]({ inlinePlotly: false });
-  await withPage(async (page, errors) => {
-    await page.setContent(doc(`<div id="a">${curve["text/html"]}</div><div id="b">${hist["text/html"]}</div><div id="c">${report["text/html"]}</div>`));
-    await page.waitForSelector("#a svg.main-svg", { timeout: 30_000 });
-    await page.waitForSelector("#b svg.main-svg", { timeout: 30_000 });
-    await page.waitForSelector("#c svg.main-svg", { timeout: 30_000 });
-    const a = await page.evaluate(() => ({
-      traces: document.querySelectorAll("#a .scatterlayer .trace").length,
-      lines: document.querySelectorAll("#a .scatterlayer .trace path.js-line").length,
-      markers: document.querySelectorAll("#a .scatterlayer .trace .points path").length,
-      y2: document.querySelectorAll("#a g.y2tick").length,
-      legend: [...document.querySelectorAll("#a .legendtext")].map((e) => e.textContent),
-    }));
-    assert.equal(a.traces, 3, "train, val and lr traces");
-    assert.equal(a.lines, 3, "one line path per trace");
-    assert.equal(a.markers, 5, "one marker per val point");
-    assert.ok(a.y2 > 0, "the learning-rate axis is drawn");
-    assert.deepEqual(a.legend, ["train loss", "val loss", "learning rate"]);
-    const bars = await page.evaluate(() => document.querySelectorAll("#b .barlayer .point").length);
-    assert.equal(bars, 4, "histogram has one bar per bin");
-    const c = await page.evaluate(() => ({
-      heatmaps: document.querySelectorAll("#c .heatmaplayer .hm").length,
-      cellTexts: [...document.querySelectorAll("#c .heatmaplayer text")].map((e) => e.textContent),
-      tables: document.querySelectorAll("#c table.tunelab-table").length,
-    }));
-    assert.equal(c.heatmaps, 1);
-    // rows true a, b, c; columns predicted a, b, c
-    assert.deepEqual(c.cellTexts, ["1", "0", "0", "0", "1", "1", "0", "0", "1"]);
-    assert.equal(c.tables, 2);
-    assert.deepEqual(errors, []);
-  });
-});
+test(
+  "bundles render in Chromium: a loss curve with inline plotly, then lean figures and an EvalReport reusing window.Plotly",
+  { skip, timeout: 90_000 },
+  async () => {
+    const points = [
+      ...Array.from({ length: 50 }, (_, i) => ({ step: (i + 1) * 10, loss: 3 * Math.exp(-i / 20) + 0.5, split: "train" as const })),
+      ...Array.from({ length: 5 }, (_, i) => ({ step: (i + 1) * 100, loss: 3 * Math.exp(-i / 2.2) + 0.7, split: "val" as const })),
+    ];
+    const lr = Array.from({ length: 50 }, (_, i) => ({ step: (i + 1) * 10, lr: 3e-5 * Math.min(1, (i + 1) / 10) }));
+    const curve = plotlyBundle(lossCurve(points, { lr }), { inlinePlotly: true });
+    const hist = displayFigure(histogram([120, 300, 512, 800, 1024, 1900], { bins: 4, cutoff: 1024 }))[JUPYTER_DISPLAY]({ inlinePlotly: false });
+    const report = EvalReport.classification(["a", "b", "b", "c"], ["a", "b", "c", "c"], { split: "val" })[JUPYTER_DISPLAY]({ inlinePlotly: false });
+    await withPage(async (page, errors) => {
+      await page.setContent(doc(`<div id="a">${curve["text/html"]}</div><div id="b">${hist["text/html"]}</div><div id="c">${report["text/html"]}</div>`));
+      await page.waitForSelector("#a svg.main-svg", { timeout: 30_000 });
+      await page.waitForSelector("#b svg.main-svg", { timeout: 30_000 });
+      await page.waitForSelector("#c svg.main-svg", { timeout: 30_000 });
+      const a = await page.evaluate(() => ({
+        traces: document.querySelectorAll("#a .scatterlayer .trace").length,
+        lines: document.querySelectorAll("#a .scatterlayer .trace path.js-line").length,
+        markers: document.querySelectorAll("#a .scatterlayer .trace .points path").length,
+        y2: document.querySelectorAll("#a g.y2tick").length,
+        legend: [...document.querySelectorAll("#a .legendtext")].map((e) => e.textContent),
+      }));
+      assert.equal(a.traces, 3, "train, val and lr traces");
+      assert.equal(a.lines, 3, "one line path per trace");
+      assert.equal(a.markers, 5, "one marker per val point");
+      assert.ok(a.y2 > 0, "the learning-rate axis is drawn");
+      assert.deepEqual(a.legend, ["train loss", "val loss", "learning rate"]);
+      const bars = await page.evaluate(() => document.querySelectorAll("#b .barlayer .point").length);
+      assert.equal(bars, 4, "histogram has one bar per bin");
+      const c = await page.evaluate(() => ({
+        heatmaps: document.querySelectorAll("#c .heatmaplayer .hm").length,
+        cellTexts: [...document.querySelectorAll("#c .heatmaplayer text")].map((e) => e.textContent),
+        tables: document.querySelectorAll("#c table.tunelab-table").length,
+      }));
+      assert.equal(c.heatmaps, 1);
+      // rows true a, b, c; columns predicted a, b, c
+      assert.deepEqual(c.cellTexts, ["1", "0", "0", "0", "1", "1", "0", "0", "1"]);
+      assert.equal(c.tables, 2);
+      assert.deepEqual(errors, []);
+    });
+  },
+);
 
 test("tables escape <script> in cells: nothing runs and the text shows as written", { skip, timeout: 60_000 }, async () => {
   const evil = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`;
-  const preview = dataPreview([{ text: evil, label: "pos" }, { text: "ok", label: "neg" }], { title: "data.jsonl" });
+  const preview = dataPreview(
+    [
+      { text: evil, label: "pos" },
+      { text: "ok", label: "neg" },
+    ],
+    { title: "data.jsonl" },
+  );
   const table = htmlTable(["<b>col</b>"], [[evil]]);
   await withPage(async (page, errors) => {
     await page.setContent(doc(`<div id="p">${preview["text/html"]}</div><div id="t">${table}</div>`));

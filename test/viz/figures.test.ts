@@ -40,7 +40,13 @@ test("lossCurve: train and val traces sorted by step, lr on a second axis, NaN a
       { step: 30, loss: NaN, split: "train" },
       { step: 20, loss: 2.2, split: "val" },
     ],
-    { lr: [{ step: 10, lr: 1e-5 }, { step: 20, lr: 2e-5 }], maxSteps: 100 },
+    {
+      lr: [
+        { step: 10, lr: 1e-5 },
+        { step: 20, lr: 2e-5 },
+      ],
+      maxSteps: 100,
+    },
   );
   assert.equal(fig.data.length, 3);
   const [train, val, lr] = fig.data;
@@ -71,11 +77,17 @@ test("binValues agrees with numpy.histogram on integer token lengths", { skip: h
   const cases = [3, 7, 10, 33].map((bins) => ({ bins, values: Array.from({ length: 500 }, () => 16 + rng.int(2033)) }));
   const py = spawnSync(
     "/usr/bin/python3",
-    ["-c", "import json,sys,numpy as np\nfor c in json.load(sys.stdin):\n  h,e=np.histogram(c['values'],bins=c['bins'])\n  print(json.dumps({'counts':h.tolist(),'edges':e.tolist()}))"],
+    [
+      "-c",
+      "import json,sys,numpy as np\nfor c in json.load(sys.stdin):\n  h,e=np.histogram(c['values'],bins=c['bins'])\n  print(json.dumps({'counts':h.tolist(),'edges':e.tolist()}))",
+    ],
     { input: JSON.stringify(cases), encoding: "utf8" },
   );
   assert.equal(py.status, 0, py.stderr);
-  const expected = py.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const expected = py.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   cases.forEach((c, k) => {
     const b = binValues(c.values, c.bins);
     assert.deepEqual(b.counts, expected[k].counts, `counts, ${c.bins} bins`);
@@ -87,7 +99,10 @@ test("histogram counts every value and marks a cutoff", () => {
   const lengths = [100, 200, 300, 900, 1500, 2100];
   const fig = histogram(lengths, { bins: 4, cutoff: 1024 });
   const counts = fig.data[0].y as number[];
-  assert.equal(counts.reduce((a, b) => a + b, 0), lengths.length);
+  assert.equal(
+    counts.reduce((a, b) => a + b, 0),
+    lengths.length,
+  );
   assert.match(JSON.stringify(fig.layout.annotations), /cutoff_len 1024: 2 above/);
 });
 
@@ -96,15 +111,37 @@ test("barChart sorts by count and keeps labels categorical", () => {
   assert.deepEqual(fig.data[0].x, ["a", "c", "b"]);
   assert.deepEqual(fig.data[0].y, [3, 2, 1]);
   assert.equal((fig.layout.xaxis as { type: string }).type, "category");
-  assert.deepEqual(barChart(new Map([["z", 1], ["y", 1]]), { sort: "label" }).data[0].x, ["y", "z"]);
+  assert.deepEqual(
+    barChart(
+      new Map([
+        ["z", 1],
+        ["y", 1],
+      ]),
+      { sort: "label" },
+    ).data[0].x,
+    ["y", "z"],
+  );
   assert.throws(() => barChart({ a: NaN }), /count for label "a"/);
 });
 
 test("confusionHeatmap normalises colours but shows counts", () => {
-  const fig = confusionHeatmap([[3, 1], [0, 2]], [0, 1], { normalize: "true" });
+  const fig = confusionHeatmap(
+    [
+      [3, 1],
+      [0, 2],
+    ],
+    [0, 1],
+    { normalize: "true" },
+  );
   const t = fig.data[0];
-  assert.deepEqual(t.z, [[0.75, 0.25], [0, 1]]);
-  assert.deepEqual(t.text, [["3", "1"], ["0", "2"]]);
+  assert.deepEqual(t.z, [
+    [0.75, 0.25],
+    [0, 1],
+  ]);
+  assert.deepEqual(t.text, [
+    ["3", "1"],
+    ["0", "2"],
+  ]);
   assert.deepEqual(t.x, ["0", "1"]);
   assert.throws(() => confusionHeatmap([[1]], [0, 1]), /2x2/);
 });

@@ -36,7 +36,13 @@ test("decimals fixes the format of named columns, integers included", () => {
 });
 
 test("textTable aligns columns", () => {
-  const t = textTable(["label", "n"], [["a", 10], ["bbb", 2]]);
+  const t = textTable(
+    ["label", "n"],
+    [
+      ["a", 10],
+      ["bbb", 2],
+    ],
+  );
   assert.equal(t, ["label   n", "-----  --", "a      10", "bbb     2"].join("\n"));
 });
 

@@ -51,7 +51,15 @@ export const command: CliCommand = {
         saveSteps: 50,
         cutoffLen: 256,
         outputDir: path.join(out, "run"),
-        callbacks: [interrupt.callbacks, { onStep: (e) => (e.step % 25 === 0 || e.step === 1 ? console.log(`step ${String(e.step).padStart(4)}  loss ${e.loss.toFixed(4)}  lr ${e.learningRate.toExponential(1)}`) : undefined) }],
+        callbacks: [
+          interrupt.callbacks,
+          {
+            onStep: (e) =>
+              e.step % 25 === 0 || e.step === 1
+                ? console.log(`step ${String(e.step).padStart(4)}  loss ${e.loss.toFixed(4)}  lr ${e.learningRate.toExponential(1)}`)
+                : undefined,
+          },
+        ],
         live: process.stderr.isTTY,
         signal: interrupt.signal,
         handleSigint: false,

@@ -98,7 +98,14 @@ function checkOnnxruntime(): DoctorItem {
 }
 
 function skippedProvider(p: ProviderName): DoctorItem {
-  return { id: `provider:${p}`, label: `provider ${p}`, ok: false, optional: p !== "cpu", detail: "not tried: onnxruntime-node does not load", fix: providerFix(p) };
+  return {
+    id: `provider:${p}`,
+    label: `provider ${p}`,
+    ok: false,
+    optional: p !== "cpu",
+    detail: "not tried: onnxruntime-node does not load",
+    fix: providerFix(p),
+  };
 }
 
 /** Runs sdk/runtime/probe's probeProvider(p) in a child Node process and turns its answer into an item. */
@@ -234,7 +241,10 @@ function findJupyter(): JupyterFound {
     }
     return { item: { ...base, ok: true, detail: `\`${cmd.join(" ")}\` (${server.join(", ")})` }, dataDirs };
   }
-  return { item: { ...base, ok: false, detail: "not found (tried jupyter, /usr/bin/python3 -m jupyter, python3 -m jupyter)", fix: jupyterFix() }, dataDirs: defaultDataDirs() };
+  return {
+    item: { ...base, ok: false, detail: "not found (tried jupyter, /usr/bin/python3 -m jupyter, python3 -m jupyter)", fix: jupyterFix() },
+    dataDirs: defaultDataDirs(),
+  };
 }
 
 function jupyterFix(): string {
@@ -249,7 +259,11 @@ function checkKernel(dataDirs: string[]): DoctorItem {
   if (good) {
     const entry = (good.spec.argv as string[]).find((a) => a.endsWith("main.js")) ?? "";
     const other = path.resolve(entry, "..", "..", "..") !== packageRoot();
-    return { ...base, ok: true, detail: `"${good.name}" in ${good.dir}${other ? ` (runs another tunelab copy: ${path.resolve(entry, "..", "..", "..")})` : ""}` };
+    return {
+      ...base,
+      ok: true,
+      detail: `"${good.name}" in ${good.dir}${other ? ` (runs another tunelab copy: ${path.resolve(entry, "..", "..", "..")})` : ""}`,
+    };
   }
   if (specs.length > 0) return { ...base, ok: false, detail: `"${specs[0].name}" in ${specs[0].dir} points to a missing node or dist/kernel/main.js`, fix };
   return { ...base, ok: false, detail: "not installed", fix };
@@ -263,10 +277,15 @@ function checkChromium(): DoctorItem {
   for (const exe of candidates) {
     if (!fs.existsSync(exe)) continue;
     const out = run(exe, ["--version"]);
-    const version = out?.split("\n").find((l) => /\d+\.\d+/.test(l))?.trim();
+    const version = out
+      ?.split("\n")
+      .find((l) => /\d+\.\d+/.test(l))
+      ?.trim();
     if (version) return { ...base, ok: true, detail: `${version} (${exe}); used for static figure export and browser tests` };
   }
-  const fix = isDebianLike() ? "sudo apt-get install chromium  (or set CHROME_PATH to a Chrome/Chromium binary)" : "install Chromium or Chrome and set CHROME_PATH to its binary";
+  const fix = isDebianLike()
+    ? "sudo apt-get install chromium  (or set CHROME_PATH to a Chrome/Chromium binary)"
+    : "install Chromium or Chrome and set CHROME_PATH to its binary";
   return { ...base, ok: false, detail: `not found (tried ${candidates.join(", ")})`, fix };
 }
 

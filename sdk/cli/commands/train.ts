@@ -35,8 +35,18 @@ export const command: CliCommand = {
       interrupt.dispose();
     }
     console.log(`adapter written to ${result.outputDir} after ${result.steps} steps (${result.stoppedBy})`);
-    if (result.val) console.log(`val: ${Object.entries(result.val.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
-    if (result.test) console.log(`test: ${Object.entries(result.test.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
+    if (result.val)
+      console.log(
+        `val: ${Object.entries(result.val.metrics)
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(", ")}`,
+      );
+    if (result.test)
+      console.log(
+        `test: ${Object.entries(result.test.metrics)
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(", ")}`,
+      );
     return result.stoppedBy === "non_finite_loss" ? 1 : 0;
   },
 };

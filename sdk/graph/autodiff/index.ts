@@ -31,7 +31,7 @@ export function gradients(b: Builder, loss: Value, wrt: readonly Value[]): Value
     if (node.inputs.some((v) => v && requires.has(v))) for (const out of node.outputs) if (isFloat(out.dtype)) requires.add(out);
   }
   const contributes = new Set<Value>([loss]);
-  for (let i = (loss.producer?.index ?? -1); i >= 0; i--) {
+  for (let i = loss.producer?.index ?? -1; i >= 0; i--) {
     const node = nodes[i];
     if (node.outputs.some((v) => contributes.has(v))) for (const v of node.inputs) if (v) contributes.add(v);
   }

@@ -29,7 +29,16 @@ export class TrainingView implements Displayable {
   line(): string {
     const s = this.state;
     const lastLoss = [...s.losses].reverse().find((p) => p.split === "train")?.loss;
-    const bar = renderProgress({ step: s.step, maxSteps: s.maxSteps, elapsedSec: s.elapsedSec, startStep: s.startStep, tokensPerSec: s.tokensPerSec, loss: lastLoss, epoch: s.epoch, numEpochs: s.numEpochs });
+    const bar = renderProgress({
+      step: s.step,
+      maxSteps: s.maxSteps,
+      elapsedSec: s.elapsedSec,
+      startStep: s.startStep,
+      tokensPerSec: s.tokensPerSec,
+      loss: lastLoss,
+      epoch: s.epoch,
+      numEpochs: s.numEpochs,
+    });
     return s.finished ? `${bar}  finished: ${s.finished}` : bar;
   }
 
@@ -41,11 +50,20 @@ export class TrainingView implements Displayable {
       `<div style="font-family:monospace">step ${s.step}/${s.maxSteps} (${pct}%) · ${formatDuration(s.elapsedSec)} elapsed · ${status}` +
       (s.tokensPerSec ? ` · ${Math.round(s.tokensPerSec)} tokens/s` : "") +
       `</div><progress max="${s.maxSteps}" value="${s.step}" style="width:100%"></progress>`;
-    const plot = s.losses.length > 0 ? plotlyHtml(lossCurve(s.losses, { lr: s.lr, maxSteps: s.maxSteps, title: "Loss" }), { inlinePlotly: opts.inlinePlotly ?? true, height: "320px" }) : "";
+    const plot =
+      s.losses.length > 0
+        ? plotlyHtml(lossCurve(s.losses, { lr: s.lr, maxSteps: s.maxSteps, title: "Loss" }), { inlinePlotly: opts.inlinePlotly ?? true, height: "320px" })
+        : "";
     const evalTable = s.lastEval
-      ? htmlTable(["metric", "value"], Object.entries(s.lastEval.metrics).map(([k, v]) => [k, v]), { caption: `validation at step ${s.lastEval.step}` })
+      ? htmlTable(
+          ["metric", "value"],
+          Object.entries(s.lastEval.metrics).map(([k, v]) => [k, v]),
+          { caption: `validation at step ${s.lastEval.step}` },
+        )
       : "";
-    const diag = s.diagnostics.map((d) => `<div style="color:#b45309">⚠ ${htmlEscape(d.kind)}: ${htmlEscape(d.message)}. Try: ${htmlEscape(d.suggestion)}</div>`).join("");
+    const diag = s.diagnostics
+      .map((d) => `<div style="color:#b45309">⚠ ${htmlEscape(d.kind)}: ${htmlEscape(d.message)}. Try: ${htmlEscape(d.suggestion)}</div>`)
+      .join("");
     return { "text/plain": this.line(), "text/html": head + plot + evalTable + diag };
   }
 }

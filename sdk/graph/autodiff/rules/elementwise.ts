@@ -60,11 +60,7 @@ export const elementwiseRules: Record<string, GradRule> = {
     const [cond, x, y] = node.inputs as Value[];
     const dy = only(dys);
     const zero = b.scalarLike(0, dy);
-    return [
-      null,
-      needs[1] ? unbroadcast(b, b.where(cond, dy, zero), x) : null,
-      needs[2] ? unbroadcast(b, b.where(cond, zero, dy), y) : null,
-    ];
+    return [null, needs[1] ? unbroadcast(b, b.where(cond, dy, zero), x) : null, needs[2] ? unbroadcast(b, b.where(cond, zero, dy), y) : null];
   },
   Cast: (b, node, dys) => {
     const x = node.inputs[0]!;

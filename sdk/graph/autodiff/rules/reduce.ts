@@ -26,7 +26,11 @@ function reducedCount(b: Builder, node: Node): Value {
   const x = node.inputs[0]!;
   const { axes } = reducedAxes(b, node);
   const dims = axes.map((a) => x.shape[a]);
-  if (dims.every((d) => typeof d === "number")) return b.scalarLike((dims as number[]).reduce((p, d) => p * d, 1), x);
+  if (dims.every((d) => typeof d === "number"))
+    return b.scalarLike(
+      (dims as number[]).reduce((p, d) => p * d, 1),
+      x,
+    );
   const picked = b.gather(b.shapeOf(x), b.int64s(axes), 0);
   const [prod] = b.op("ReduceProd", [picked], [{ dtype: "int64", shape: [] }], { keepdims: int(0) });
   return b.cast(prod, x.dtype);

@@ -78,8 +78,16 @@ export const shapeRules: Record<string, GradRule> = {
       const parts = b.split(dy, axis, dims as number[]);
       return parts.map((p, i) => (needs[i] ? p : null));
     }
-    const sizes = b.concat(inputs.map((x) => dimOf(b, x, axis)), 0);
-    const parts = b.op("Split", [dy, sizes], inputs.map((x) => ({ dtype: dy.dtype, shape: x.shape })), { axis: { kind: "int", value: axis } });
+    const sizes = b.concat(
+      inputs.map((x) => dimOf(b, x, axis)),
+      0,
+    );
+    const parts = b.op(
+      "Split",
+      [dy, sizes],
+      inputs.map((x) => ({ dtype: dy.dtype, shape: x.shape })),
+      { axis: { kind: "int", value: axis } },
+    );
     return parts.map((p, i) => (needs[i] ? p : null));
   },
   Split: (b, node, dys) => {
