@@ -16,6 +16,7 @@ import { StepEngine } from "../sdk/train/engine";
 import { parseOption } from "../sdk/train/recipe-check";
 import { Rng } from "../sdk/util/random";
 import { REFERENCE as R, referenceModel } from "./reference";
+import { realSizeBench } from "./real-size";
 
 const device = parseOption("device", process.env.TUNELAB_DEVICE ?? "cpu", "TUNELAB_DEVICE");
 const steps = Number(process.env.TUNELAB_BENCH_STEPS ?? 8);
@@ -153,7 +154,8 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(result));
 }
 
-main().catch((err) => {
+// With --preset or --model: the real-size comparison with PyTorch (bench/real-size.ts) instead of the reference step.
+(process.argv.length > 2 ? realSizeBench(process.argv.slice(2)) : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });
