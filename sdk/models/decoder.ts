@@ -141,7 +141,10 @@ function decoderLayers(
   const sin = b.cast(tables.sin, dtype);
   const mask = attentionBias(b, querySlots, keySlots, attentionMask, dtype);
 
-  let x = b.gather(weights.constant(b, "model.embed_tokens.weight"), inputIds, 0);
+  // Activations stay [tokens, features] (batch and sequence folded) from the embedding to the last norm, so every
+  // linear is one Gemm on the weight as stored; only attention views them as [batch, seq, heads, dim].
+  const rows = b.shapeOf(inputIds); // [batch, seq]
+  let x = b.gather(weights.constant(b, "model.embed_tokens.weight"), b.reshape(inputIds, [-1]), 0);
   let salt = 0;
   const linear = (h: Value, layer: number, module: LinearModule, hasBias: boolean) => {
     const path = linearModulePath(layer, module);
@@ -159,7 +162,7 @@ function decoderLayers(
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
     const prefix = `model.layers.${layer}`;
     const h = b.rmsNorm(x, weights.constant(b, `${prefix}.input_layernorm.weight`), config.rmsNormEps);
-    const attn = attention(b, config, {
+    const attn = attention(b, config, rows, {
       q: linear(h, layer, "q_proj", config.qkvBias),
       k: linear(h, layer, "k_proj", config.qkvBias),
       v: linear(h, layer, "v_proj", config.qkvBias),
@@ -177,7 +180,8 @@ function decoderLayers(
     const gated = b.mul(b.silu(linear(h2, layer, "gate_proj", config.mlpBias)), linear(h2, layer, "up_proj", config.mlpBias));
     x = b.add(x, linear(gated, layer, "down_proj", config.mlpBias));
   }
-  return { hidden: b.rmsNorm(x, weights.constant(b, "model.norm.weight"), config.rmsNormEps), presentKeys, presentValues };
+  const hidden = b.rmsNorm(x, weights.constant(b, "model.norm.weight"), config.rmsNormEps);
+  return { hidden: unfold(b, hidden, rows, config.hiddenSize), presentKeys, presentValues };
 }
 
 /**
@@ -203,7 +207,7 @@ interface AttentionInputs {
   past: { k: Value; v: Value } | null;
 }
 
-/** Attention's result [batch, seq, heads*dim], and with a cache the grown keys/values [batch, kv, past+seq, dim]. */
+/** Attention's result [tokens, heads*dim], and with a cache the grown keys/values [batch, kv, past+seq, dim]. */
 interface AttentionOutputs {
   context: Value;
   present: { k: Value; v: Value } | null;
@@ -214,12 +218,12 @@ interface AttentionOutputs {
  * [batch, kvHeads, 1, seq, dim], so MatMul's broadcasting shares each key/value head with its group
  * without materialising repeated copies (transformers' repeat_kv gives the same numbers).
  */
-function attention(b: Builder, config: ModelConfig, t: AttentionInputs): AttentionOutputs {
+function attention(b: Builder, config: ModelConfig, rows: Value, t: AttentionInputs): AttentionOutputs {
   const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim: dim } = config;
   const groups = heads / kvHeads;
-  const q = b.transpose(b.reshape(t.q, [0, 0, kvHeads, groups, dim]), [0, 2, 3, 1, 4]);
-  const k = b.unsqueeze(b.transpose(b.reshape(t.k, [0, 0, kvHeads, dim]), [0, 2, 1, 3]), [2]);
-  const v = b.unsqueeze(b.transpose(b.reshape(t.v, [0, 0, kvHeads, dim]), [0, 2, 1, 3]), [2]);
+  const q = b.transpose(unfold(b, t.q, rows, kvHeads, groups, dim), [0, 2, 3, 1, 4]);
+  const k = b.unsqueeze(b.transpose(unfold(b, t.k, rows, kvHeads, dim), [0, 2, 1, 3]), [2]);
+  const v = b.unsqueeze(b.transpose(unfold(b, t.v, rows, kvHeads, dim), [0, 2, 1, 3]), [2]);
   const qr = applyRotary(b, q, t.cos, t.sin, dim);
   let keys = applyRotary(b, k, t.cos, t.sin, dim);
   let values = v;
@@ -234,7 +238,12 @@ function attention(b: Builder, config: ModelConfig, t: AttentionInputs): Attenti
   // Softmax in float32 whatever the compute dtype, as transformers does.
   const probs = b.cast(b.softmax(b.cast(scores, "float32"), -1), scores.dtype);
   const context = b.matmul(probs, values); // [B, kv, groups, S, D]
-  return { context: b.reshape(b.transpose(context, [0, 3, 1, 2, 4]), [0, 0, heads * dim]), present };
+  return { context: b.reshape(b.transpose(context, [0, 3, 1, 2, 4]), [-1, heads * dim]), present };
+}
+
+/** [tokens, ...] activations viewed as [batch, seq, ...dims], with `rows` the int64 [batch, seq] shape. */
+function unfold(b: Builder, x: Value, rows: Value, ...dims: number[]): Value {
+  return b.reshapeTo(x, b.concat([rows, b.int64s(dims)], 0), ["batch", "seq", ...dims]);
 }
 
 /** Logits [batch, seq, vocab] from final hidden states (lm_head, or the embedding when tied). */

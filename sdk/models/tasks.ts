@@ -35,12 +35,16 @@ export function causalLMForward(ctx: TaskContext, options: { logits?: boolean } 
     const labels = b.graph.input("labels", "int64", ["batch", "seq"]);
     const weights = new TrainableWeights(ctx.weights, trainable);
     const hidden = buildDecoder(b, ctx.config, weights, inputs, loraInGraph(b, ctx, trainable));
-    const logits = b.cast(lmHead(b, ctx.config, weights, hidden), "float32"); // the loss in float32, as transformers upcasts
-    const shifted = b.reshape(b.slice(logits, [0], [-1], [1]), [-1, ctx.config.vocabSize]);
-    const targets = b.reshape(b.slice(labels, [1], [2 ** 62], [1]), [-1]);
-    const lossSum = b.crossEntropy(shifted, targets, -100, "sum");
+    const tokens = b.reshape(hidden, [-1, ctx.config.hiddenSize]);
+    const logits = b.cast(lmHead(b, ctx.config, weights, tokens), "float32"); // the loss in float32, as transformers upcasts
+    // Shift the labels, not the [tokens, vocab] logits: each row's last position gets -100 (no next token), so the
+    // largest tensor of the step is never copied.
+    const noNext = b.add(b.mul(b.slice(labels, [0], [1], [1]), b.scalar(0, "int64")), b.scalar(-100, "int64")); // [batch, 1]
+    const targets = b.reshapeTo(b.concat([b.slice(labels, [1], [2 ** 62], [1]), noNext], 1), b.int64s([-1]), [logits.shape[0]]);
+    const lossSum = b.crossEntropy(logits, targets, -100, "sum");
     const count = b.countNotIgnored(targets, -100, "float32");
-    return { lossSum, count, outputs: options.logits ? { logits } : {} };
+    const vocab = ctx.config.vocabSize;
+    return { lossSum, count, outputs: options.logits ? { logits: b.reshapeTo(logits, b.concat([b.shapeOf(labels), b.int64s([vocab])], 0), ["batch", "seq", vocab]) } : {} };
   };
 }
 

@@ -13,8 +13,13 @@ export interface DropoutContext {
 export function loraDelta(b: Builder, x: Value, a: Value, bMat: Value, m: LoraModule, dropout: DropoutContext | null, salt: number): Value {
   const xin = dropout && dropout.p > 0 ? b.dropout(x, hashKeepMask(b, x, dropout.seed, salt, dropout.p), dropout.p) : x;
   // Trainable tensors are float32 master copies; in a float16 graph they are cast where they are used.
+  if (x.rank === 2) {
+    // Decoder activations are [tokens, features]: two Gemms on A [r, in] and B [out, r] as stored, no transposes.
+    const down = b.gemm(xin, b.cast(a, x.dtype), { transB: true });
+    // Scale the small [out, r] matrix rather than the [tokens, out] product: same numbers, far fewer multiplies.
+    return b.gemm(down, b.cast(b.mul(bMat, b.scalarLike(m.scaling, bMat)), x.dtype), { transB: true });
+  }
   const down = b.matmul(xin, b.cast(b.transpose(a, [1, 0]), x.dtype));
-  // Scale the small [r, out] matrix rather than the [batch, seq, out] product: same numbers, far fewer multiplies.
   return b.matmul(down, b.cast(b.mul(b.transpose(bMat, [1, 0]), b.scalarLike(m.scaling, bMat)), x.dtype));
 }
 
