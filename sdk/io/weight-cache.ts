@@ -90,12 +90,12 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
   return made;
 }
 
-/** A key that changes when any checkpoint file is replaced (path, size and modification time). */
+/** A key that changes when any checkpoint file is replaced or rewritten (path, inode, size, modification and change times). */
 function cacheKey(files: readonly string[], dtype: WeightFileDtype): string {
   const h = createHash("sha256").update(`tunelab-weights/${FORMAT}/${dtype}`);
   for (const f of files) {
     const s = fs.statSync(f);
-    h.update(`\n${f}\t${s.size}\t${s.mtimeMs}`);
+    h.update(`\n${f}\t${s.ino}\t${s.size}\t${s.mtimeMs}\t${s.ctimeMs}`);
   }
   return h.digest("hex").slice(0, 32);
 }
