@@ -11,6 +11,7 @@ export { Model, model, type ModelEvalOptions, type ModelOptions } from "./plan/m
 export { TrainedRun, type RunEvalOptions } from "./plan/run";
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
+export { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions, type MemoryEstimate } from "./train/estimate";
 export { readRecipe, recipeToYaml, resolveRecipe, RECIPE_DEFAULTS, type Recipe, type RecipeInput } from "./train/recipe";
 export { RECIPE_SCHEMA, type OptionSpec, type RecipeKey } from "./train/recipe-schema";
 export type { Diagnostic, EvalEvent, SkippedStepEvent, StartInfo, StepEvent, StopReason, TrainerCallbacks, TrainerControl } from "./train/callbacks";

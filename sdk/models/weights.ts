@@ -1,6 +1,7 @@
 /** Where decoder graphs take model weights from: the checkpoint's frozen weights, or trainable inputs replacing some. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
+import { expectedWeights, type ModelConfig } from "../io/config";
 import { toFloat32, TensorSource } from "../io/safetensors";
 import { weightFile, type WeightFile } from "../io/weight-cache";
 
@@ -80,5 +81,31 @@ export class FrozenWeights implements WeightSource {
     const slice = this.file.tensors.get(name);
     if (!slice) throw new Error(`${this.source.path}: no tensor "${name}"`);
     return b.graph.initializer(name, { dtype: this.dtype, shape: slice.shape, external: { location: this.file.file, offset: slice.offset, length: slice.length } });
+  }
+}
+
+/**
+ * Weights known only by their shapes (from the config), for planning: graphs built on them have the real structure
+ * and sizes, but their initializers point nowhere and are never run.
+ */
+export class ShapeOnlyWeights implements WeightSource {
+  private readonly shapes: Map<string, number[]>;
+
+  constructor(
+    config: ModelConfig,
+    readonly dtype: ComputeDtype = "float32",
+  ) {
+    this.shapes = expectedWeights(config);
+  }
+
+  has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+
+  constant(b: Builder, name: string): Value {
+    const shape = this.shapes.get(name);
+    if (!shape) throw new Error(`no weight "${name}" in this model's layout`);
+    const length = shape.reduce((a, d) => a * d, 1) * (this.dtype === "float32" ? 4 : 2);
+    return b.graph.initializer(name, { dtype: this.dtype, shape, external: { location: "(planning only)", offset: 0, length } });
   }
 }

@@ -1,4 +1,6 @@
 /** `model(dir)`: a base model a notebook can train, chat with and evaluate. */
+import * as os from "node:os";
+import * as path from "node:path";
 import { Dataset } from "../data/dataset";
 import type { Materialized } from "../data/steps";
 import type { Row } from "../data/types";
@@ -15,6 +17,7 @@ import type { Device } from "../runtime/device";
 import type { ChatMessage } from "../io/tokenizer";
 import { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { htmlTable, textTable } from "../viz/table";
+import { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions } from "../train/estimate";
 
 /** Options of `model()`. */
 export interface ModelOptions {
@@ -75,6 +78,13 @@ export class Model implements Displayable {
   /** Chats through the model's chat template; R1-style reasoning comes back separately from the answer. */
   async chat(messages: string | readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
     return chat(this.generator(), typeof messages === "string" ? [{ role: "user", content: messages }] : messages, options);
+  }
+
+  /** Will it fit? The predicted peak memory of a LoRA training step on this model, by part (a table in a notebook). */
+  estimate(options: EstimateOptions = {}): MemoryEstimateView {
+    const e = estimateTrainingMemory(this.config, { budgetBytes: os.totalmem(), ...options });
+    const shape = `batch ${options.batch ?? 1} x ${options.seq ?? 512}, LoRA r${options.rank ?? 16}`;
+    return new MemoryEstimateView(e, `${path.basename(this.dir)}: peak memory of a training step (${shape})`);
   }
 
   /** A back-translation translator for augment() that asks this model (a chat model) to translate. */

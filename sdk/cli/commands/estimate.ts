@@ -1,0 +1,83 @@
+/**
+ * `tunelab estimate --model DIR | --preset NAME [--rank R] [--batch B] [--seq T] [--fp16] [--memory 24GiB]`: the
+ * predicted peak memory of a LoRA training step by part, and whether it fits, before anything is loaded.
+ */
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseFlags, type CliCommand } from "../command";
+import { readModelConfig } from "../../io/config";
+import { isPresetName, presetConfig, PRESET_NAMES } from "../../io/presets";
+import { estimateTrainingMemory, MemoryEstimateView } from "../../train/estimate";
+
+const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16] [--memory SIZE] [--json]`;
+const FLAGS = new Set([
+  "model",
+  "preset",
+  "rank",
+  "batch",
+  "seq",
+  "fp16",
+  "bf16",
+  "memory",
+  "gpu-memory",
+  "json",
+  "help",
+  "quantization_bit",
+  "gradient_checkpointing",
+]);
+const NOT_YET: Record<string, string> = {
+  quantization_bit: "4- and 8-bit frozen weights are not implemented yet",
+  gradient_checkpointing: "recomputing activations in the backward pass is not implemented yet",
+};
+
+export const command: CliCommand = {
+  name: "estimate",
+  summary: "will it fit? predicted peak memory of a LoRA training step, by part",
+  async run(argv) {
+    const flags = parseFlags(argv);
+    for (const key of Object.keys(flags)) if (key !== "_" && !FLAGS.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+    if (flags.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    for (const [key, why] of Object.entries(NOT_YET)) if (flags[key] !== undefined) throw new Error(`--${key}: ${why}, so it cannot be estimated`);
+    const { model, preset } = flags;
+    if ((typeof model === "string") === (typeof preset === "string")) throw new Error(`give exactly one of --model and --preset\n${USAGE}`);
+    if (typeof preset === "string" && !isPresetName(preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(", ")}, got "${preset}"`);
+    const config = typeof model === "string" ? readModelConfig(path.resolve(model)) : presetConfig(preset as (typeof PRESET_NAMES)[number]);
+    const memoryFlag = flags.memory ?? flags["gpu-memory"];
+    const budgetBytes = memoryFlag === undefined ? os.totalmem() : parseSize(String(memoryFlag));
+    const options = {
+      rank: positive(flags.rank, "rank", 16),
+      batch: positive(flags.batch, "batch", 1),
+      seq: positive(flags.seq, "seq", 512),
+      halfPrecision: flags.fp16 === true || flags.bf16 === true,
+      budgetBytes,
+    };
+    const estimate = estimateTrainingMemory(config, options);
+    if (flags.json) {
+      console.log(JSON.stringify({ ...options, ...estimate }));
+      return 0;
+    }
+    const budgetName = memoryFlag === undefined ? "this machine's memory" : String(memoryFlag);
+    const title = `${typeof model === "string" ? model : preset}: LoRA r${options.rank} on every linear, AdamW, batch ${options.batch} x ${options.seq}, ${options.halfPrecision ? "16-bit" : "float32"} (budget: ${budgetName})`;
+    console.log(new MemoryEstimateView(estimate, title).text());
+    return estimate.fits ? 0 : 3;
+  },
+};
+
+function positive(value: string | boolean | string[] | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, got "${String(value)}"`);
+  return n;
+}
+
+/** "24GiB", "24GB", "512MiB" or a number of bytes. */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i.exec(text.trim());
+  if (!m) throw new Error(`--memory must be a size such as 24GiB, 16GB or 8000000000, got "${text}"`);
+  const unit = (m[2] ?? "B").toLowerCase();
+  const scale: Record<string, number> = { b: 1, kb: 1e3, kib: 2 ** 10, mb: 1e6, mib: 2 ** 20, gb: 1e9, gib: 2 ** 30, tb: 1e12, tib: 2 ** 40 };
+  return Math.round(Number(m[1]) * scale[unit]);
+}
