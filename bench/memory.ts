@@ -35,11 +35,15 @@ interface Mark extends Sample {
   file: number;
 }
 
-const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu]`;
+const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing]`;
 
-function parseArgs(argv: string[]): { preset?: string; model?: string; seq: number; device: Provider } {
-  const out: { preset?: string; model?: string; seq: number; device: Provider } = { seq: 512, device: "cpu" };
+function parseArgs(argv: string[]): { preset?: string; model?: string; seq: number; device: Provider; checkpointing: boolean } {
+  const out: { preset?: string; model?: string; seq: number; device: Provider; checkpointing: boolean } = { seq: 512, device: "cpu", checkpointing: false };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--gradient_checkpointing") {
+      out.checkpointing = true;
+      continue;
+    }
     const value = argv[i + 1];
     if (value === undefined) throw new Error(`${argv[i]} needs a value\n${USAGE}`);
     if (argv[i] === "--preset") out.preset = value;
@@ -105,7 +109,13 @@ async function main(): Promise<void> {
     const modules = loraModules(model.config, lora);
     const trainable = loraTrainables(modules, 0);
     const optimizer: OptimizerOptions = { name: "adamw", weightDecay: 0.01 };
-    const forward = causalLMForward({ config: model.config, weights: model.weights.as("float32"), lora: modules, loraDropout: 0 });
+    const forward = causalLMForward({
+      config: model.config,
+      weights: model.weights.as("float32"),
+      lora: modules,
+      loraDropout: 0,
+      gradientCheckpointing: args.checkpointing,
+    });
     // StepEngine compiles these two lazily inside its first step; called here one by one to time them apart.
     const graph = compileTrainStep(forward, trainable, { optimizer, maxGradNorm: 1 });
     mark("graph built");
@@ -159,7 +169,9 @@ async function main(): Promise<void> {
   });
   const mb = (x: number) => x.toFixed(0).padStart(8);
   const width = Math.max(28, ...rows.map((r) => r.phase.length));
-  console.log(`memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}, ${samples.length} samples`);
+  console.log(
+    `memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}${args.checkpointing ? ", gradient checkpointing" : ""}, ${samples.length} samples`,
+  );
   console.log(
     `${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"mapped".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`,
   );

@@ -107,12 +107,24 @@ export interface Node {
   readonly attrs: Readonly<Record<string, Attr>>;
 }
 
+/**
+ * A run of nodes (`from` up to `to`, exclusive) whose values the backward pass recomputes from `input` instead of
+ * keeping them alive from the forward pass (activation checkpointing).
+ */
+export interface RecomputeRegion {
+  from: number;
+  to: number;
+  input: Value;
+}
+
 /** A graph under construction. Nodes are appended in topological order, which autodiff relies on. */
 export class Graph {
   readonly nodes: Node[] = [];
   readonly inputs: Value[] = [];
   readonly outputs: { name: string; value: Value }[] = [];
   readonly initializers = new Map<Value, TensorData>();
+  /** Regions the forward marked for recomputation (decoder layers under gradient checkpointing), in order. */
+  readonly recompute: RecomputeRegion[] = [];
   private nextId = 0;
   private readonly names = new Set<string>();
 

@@ -86,9 +86,12 @@ export function declareCacheInputs(b: Builder, config: ModelConfig): DecoderInpu
   };
 }
 
-/** Builds the decoder and returns the final hidden states [batch, seq, hidden]. */
-export function buildDecoder(b: Builder, config: ModelConfig, weights: WeightSource, inputs: DecoderInputs, lora: LoraInGraph | null): Value {
-  return decoderLayers(b, config, weights, inputs, lora, null).hidden;
+/**
+ * Builds the decoder and returns the final hidden states [batch, seq, hidden]. With `recompute`, each layer is marked
+ * for recomputation in the backward pass (gradient checkpointing): only its input is kept from the forward pass.
+ */
+export function buildDecoder(b: Builder, config: ModelConfig, weights: WeightSource, inputs: DecoderInputs, lora: LoraInGraph | null, recompute = false): Value {
+  return decoderLayers(b, config, weights, inputs, lora, null, recompute).hidden;
 }
 
 /** Builds the decoder over new tokens after a key/value cache; returns their hidden states and the grown cache. */
@@ -114,6 +117,7 @@ function decoderLayers(
   inputs: DecoderInputs,
   lora: LoraInGraph | null,
   cache: CacheInputs | null,
+  recompute = false,
 ): CachedDecoderOutputs {
   const { inputIds, attentionMask } = inputs;
   const i64 = (v: number) => b.scalar(v, "int64");
@@ -161,6 +165,7 @@ function decoderLayers(
   const presentValues: Value[] = [];
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
     const prefix = `model.layers.${layer}`;
+    const region = { from: b.graph.nodes.length, input: x };
     const h = b.rmsNorm(x, weights.constant(b, `${prefix}.input_layernorm.weight`), config.rmsNormEps);
     const attn = attention(b, config, rows, {
       q: linear(h, layer, "q_proj", config.qkvBias),
@@ -179,6 +184,7 @@ function decoderLayers(
     const h2 = b.rmsNorm(x, weights.constant(b, `${prefix}.post_attention_layernorm.weight`), config.rmsNormEps);
     const gated = b.mul(b.silu(linear(h2, layer, "gate_proj", config.mlpBias)), linear(h2, layer, "up_proj", config.mlpBias));
     x = b.add(x, linear(gated, layer, "down_proj", config.mlpBias));
+    if (recompute) b.graph.recompute.push({ ...region, to: b.graph.nodes.length });
   }
   const hidden = b.rmsNorm(x, weights.constant(b, "model.norm.weight"), config.rmsNormEps);
   return { hidden: unfold(b, hidden, rows, config.hiddenSize), presentKeys, presentValues };

@@ -17,6 +17,8 @@ export interface TaskContext {
   lora: readonly LoraModule[];
   /** LoRA dropout probability; > 0 adds an int64 "dropout_seed" input. */
   loraDropout: number;
+  /** Recompute each decoder layer's activations in the backward pass instead of keeping them (gradient_checkpointing). */
+  gradientCheckpointing?: boolean;
 }
 
 function loraInGraph(b: Builder, ctx: TaskContext, trainable: ReadonlyMap<string, Value>): LoraInGraph | null {
@@ -34,7 +36,7 @@ export function causalLMForward(ctx: TaskContext, options: { logits?: boolean } 
     const inputs = declareDecoderInputs(b);
     const labels = b.graph.input("labels", "int64", ["batch", "seq"]);
     const weights = new TrainableWeights(ctx.weights, trainable);
-    const hidden = buildDecoder(b, ctx.config, weights, inputs, loraInGraph(b, ctx, trainable));
+    const hidden = buildDecoder(b, ctx.config, weights, inputs, loraInGraph(b, ctx, trainable), ctx.gradientCheckpointing);
     const tokens = b.reshape(hidden, [-1, ctx.config.hiddenSize]);
     const logits = b.cast(lmHead(b, ctx.config, weights, tokens), "float32"); // the loss in float32, as transformers upcasts
     // Shift the labels, not the [tokens, vocab] logits: each row's last position gets -100 (no next token), so the
@@ -59,7 +61,7 @@ export function classificationForward(ctx: TaskContext): ForwardBuilder {
   return (b, trainable): ForwardOutputs => {
     const inputs = declareDecoderInputs(b);
     const labels = b.graph.input("labels", "int64", ["batch"]);
-    const hidden = buildDecoder(b, ctx.config, new TrainableWeights(ctx.weights, trainable), inputs, loraInGraph(b, ctx, trainable));
+    const hidden = buildDecoder(b, ctx.config, new TrainableWeights(ctx.weights, trainable), inputs, loraInGraph(b, ctx, trainable), ctx.gradientCheckpointing);
     const pooled = b.cast(lastTokenStates(b, hidden, inputs.attentionMask, ctx.config.hiddenSize), "float32");
     const score = trainable.get(SCORE_WEIGHT);
     if (!score) throw new Error(`classification needs a trainable "${SCORE_WEIGHT}"`);

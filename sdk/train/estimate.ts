@@ -25,6 +25,8 @@ export interface EstimateOptions {
   seq?: number;
   /** Frozen weights and activations in 16 bits (fp16) instead of float32. */
   halfPrecision?: boolean;
+  /** Recompute each layer's activations in the backward pass (gradient_checkpointing). */
+  gradientCheckpointing?: boolean;
   /** The memory to fit in, in bytes (a GPU's, or this machine's); omitted: no verdict. */
   budgetBytes?: number;
 }
@@ -60,7 +62,13 @@ export function estimateTrainingMemory(config: ModelConfig, options: EstimateOpt
   const modules = loraModules(config, makeLoraConfig({ r: rank, loraAlpha: 2 * rank, targetModules: "all-linear" }));
   const trainable = loraTrainables(modules, 0);
   const optimizer: OptimizerOptions = { name: "adamw" };
-  const forward = causalLMForward({ config, weights: new ShapeOnlyWeights(config, dtype), lora: modules, loraDropout: 0 });
+  const forward = causalLMForward({
+    config,
+    weights: new ShapeOnlyWeights(config, dtype),
+    lora: modules,
+    loraDropout: 0,
+    gradientCheckpointing: options.gradientCheckpointing,
+  });
   const graph = compileTrainStep(forward, trainable, { optimizer, maxGradNorm: 1 });
   const loraParams = trainable.reduce((n, t) => n + t.init.length, 0);
   // JavaScript keeps the tensors and the optimizer's slots; each step's outputs are new copies of both.

@@ -500,6 +500,15 @@ export const RECIPE_SCHEMA = {
     default: false,
     doc: "compute in float16 (meant for GPU providers) with float32 master copies of the trainable tensors and dynamic loss scaling as PyTorch's `GradScaler`: start at 65536, halve and retry the step when gradients overflow, double after 2000 good steps",
   },
+  gradient_checkpointing: {
+    section: "length",
+    from: "HF",
+    set: "fit",
+    sdk: "gradientCheckpointing",
+    type: "boolean",
+    default: false,
+    doc: "recompute each decoder layer's activations in the backward pass instead of keeping them: less memory for long sequences, about a third more compute",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Keys LLaMA-Factory recipes carry that are accepted and have no effect. */

@@ -233,7 +233,8 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
   const trainable = lora ? loraTrainables(modules, recipe.seed, from) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
-  const ctx = { config: model.config, weights: model.weights.as(recipe.fp16 ? "float16" : "float32"), lora: modules, loraDropout: recipe.lora_dropout };
+  const weights = model.weights.as(recipe.fp16 ? "float16" : "float32");
+  const ctx = { config: model.config, weights, lora: modules, loraDropout: recipe.lora_dropout, gradientCheckpointing: recipe.gradient_checkpointing };
   const forwardOf = cls ? classificationForward : causalLMForward;
   const engine = StepEngine.create({
     forward: forwardOf(ctx),

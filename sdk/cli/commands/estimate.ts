@@ -1,5 +1,5 @@
 /**
- * `tunelab estimate --model DIR | --preset NAME [--rank R] [--batch B] [--seq T] [--fp16] [--memory 24GiB]`: the
+ * `tunelab estimate --model DIR | --preset NAME [--rank R] [--batch B] [--seq T] [--fp16] [--gradient_checkpointing] [--memory 24GiB]`: the
  * predicted peak memory of a LoRA training step by part, and whether it fits, before anything is loaded.
  */
 import * as os from "node:os";
@@ -9,7 +9,7 @@ import { readModelConfig } from "../../io/config";
 import { isPresetName, presetConfig, PRESET_NAMES } from "../../io/presets";
 import { estimateTrainingMemory, MemoryEstimateView } from "../../train/estimate";
 
-const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16] [--memory SIZE] [--json]`;
+const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16] [--gradient_checkpointing] [--memory SIZE] [--json]`;
 const FLAGS = new Set([
   "model",
   "preset",
@@ -27,7 +27,6 @@ const FLAGS = new Set([
 ]);
 const NOT_YET: Record<string, string> = {
   quantization_bit: "4- and 8-bit frozen weights are not implemented yet",
-  gradient_checkpointing: "recomputing activations in the backward pass is not implemented yet",
 };
 
 export const command: CliCommand = {
@@ -52,6 +51,7 @@ export const command: CliCommand = {
       batch: positive(flags.batch, "batch", 1),
       seq: positive(flags.seq, "seq", 512),
       halfPrecision: flags.fp16 === true || flags.bf16 === true,
+      gradientCheckpointing: flags.gradient_checkpointing === true,
       budgetBytes,
     };
     const estimate = estimateTrainingMemory(config, options);
@@ -60,7 +60,7 @@ export const command: CliCommand = {
       return 0;
     }
     const budgetName = memoryFlag === undefined ? "this machine's memory" : String(memoryFlag);
-    const title = `${typeof model === "string" ? model : preset}: LoRA r${options.rank} on every linear, AdamW, batch ${options.batch} x ${options.seq}, ${options.halfPrecision ? "16-bit" : "float32"} (budget: ${budgetName})`;
+    const title = `${typeof model === "string" ? model : preset}: LoRA r${options.rank} on every linear, AdamW, batch ${options.batch} x ${options.seq}, ${options.halfPrecision ? "16-bit" : "float32"}${options.gradientCheckpointing ? ", gradient checkpointing" : ""} (budget: ${budgetName})`;
     console.log(new MemoryEstimateView(estimate, title).text());
     return estimate.fits ? 0 : 3;
   },

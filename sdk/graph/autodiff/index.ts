@@ -3,7 +3,7 @@
  * rules/*.ts, and every rule emits plain ONNX ops through the same Builder (no *Grad contrib ops exist in
  * the shipped runtime).
  */
-import { isFloat, Node, Value } from "../ir";
+import { isFloat, Node, RecomputeRegion, Value } from "../ir";
 import { Builder } from "../ops";
 import { GradRule } from "./rule";
 import { elementwiseRules } from "./rules/elementwise";
@@ -46,6 +46,7 @@ export function gradients(b: Builder, loss: Value, wrt: readonly Value[]): Value
     return sum;
   };
 
+  const recompute = new Recomputation(b);
   const last = loss.producer?.index ?? -1;
   for (let i = last; i >= 0; i--) {
     const node = nodes[i];
@@ -53,7 +54,7 @@ export function gradients(b: Builder, loss: Value, wrt: readonly Value[]): Value
     const needs = node.inputs.map(onPath);
     if (!needs.some(Boolean)) continue;
     const dys = node.outputs.map(total);
-    const dxs = ruleFor(node)(b, node, dys, needs);
+    const dxs = ruleFor(node)(b, recompute.view(node, dys), dys, needs);
     node.inputs.forEach((input, k) => {
       const dx = dxs[k];
       if (!input || !needs[k] || !dx) return;
@@ -75,4 +76,49 @@ function ruleFor(node: Node): GradRule {
 function checkGradShape(node: Node, input: Value, dx: Value): void {
   const ok = dx.rank === input.rank && dx.shape.every((d, i) => d === input.shape[i] || typeof d !== "number" || typeof input.shape[i] !== "number");
   if (!ok) throw new Error(`autodiff: ${node.op} rule gave gradient ${dx} for input ${input}`);
+}
+
+/**
+ * Gradient checkpointing: the first time the backward walk reaches a region the forward marked (graph.recompute), it
+ * appends a copy of the region's nodes fed from the region's input, and rules inside the region read the copies. The
+ * forward's own values then die as soon as the forward is done with them. The copy's input waits for a gradient
+ * that reaches the region (input + 0 x one element of it), so no executor can run the copy early.
+ */
+class Recomputation {
+  private readonly copies = new Map<Value, Value>();
+  private readonly done = new Set<RecomputeRegion>();
+
+  constructor(private readonly b: Builder) {}
+
+  /** The node as its rule should see it: inside a marked region, with the recomputed values. */
+  view(node: Node, dys: readonly (Value | null)[]): Node {
+    const region = this.b.graph.recompute.find((r) => node.index >= r.from && node.index < r.to);
+    if (!region) return node;
+    if (!this.done.has(region))
+      this.copy(
+        region,
+        dys.find((d): d is Value => !!d)!,
+      );
+    const map = (v: Value | null) => (v && this.copies.get(v)) ?? v;
+    return { ...node, inputs: node.inputs.map(map), outputs: node.outputs.map((v) => map(v)!) };
+  }
+
+  private copy(region: RecomputeRegion, dy: Value): void {
+    const b = this.b;
+    const first = b.reshape(b.slice(b.reshape(dy, [-1]), [0], [1], [0]), [1]);
+    const gate = b.cast(b.mul(first, b.scalarLike(0, first)), region.input.dtype);
+    this.copies.set(region.input, b.add(region.input, gate));
+    for (const node of b.graph.nodes.slice(region.from, region.to)) {
+      const inputs = node.inputs.map((v) => (v && this.copies.get(v)) ?? v);
+      const outs = b.graph.addNode(
+        node.op,
+        inputs,
+        node.outputs.map((o) => ({ dtype: o.dtype, shape: o.shape })),
+        { ...node.attrs },
+        node.domain,
+      );
+      node.outputs.forEach((o, k) => this.copies.set(o, outs[k]));
+    }
+    this.done.add(region);
+  }
 }
