@@ -72,6 +72,25 @@ export function kernelsDirFor(options: { user?: boolean; prefix?: string }): str
   return path.join(systemDataDir(), "kernels");
 }
 
+/**
+ * The folder of kernelspec `name` under `kernelsDir`, or an error when the name is not one Jupyter accepts
+ * (jupyter_client: letters, digits, ".", "_", "-", case-insensitive, stored lower-cased) or when the folder,
+ * links followed, would not sit directly inside `kernelsDir`.
+ */
+export function kernelSpecDir(kernelsDir: string, name: string): string {
+  if (!/^[a-z0-9._-]+$/i.test(name) || name === "." || name === "..") {
+    throw new Error(`kernel name "${name}" is invalid: use letters, digits, ".", "_" or "-", and not "." or ".." (Jupyter's rule)`);
+  }
+  const parent = path.resolve(kernelsDir);
+  const dir = path.join(parent, name.toLowerCase());
+  // kernels/NAME may be a link only to another folder directly inside kernels/ (a broken link leads nowhere).
+  const target = isLink(dir) ? realPathOrNull(dir) : dir;
+  if (path.dirname(dir) !== parent || (target !== dir && (target === null || path.dirname(target) !== fs.realpathSync(parent)))) {
+    throw new Error(`kernel name "${name}": ${dir} is not a folder directly inside ${parent} (it leads to ${target ?? "a broken link"})`);
+  }
+  return dir;
+}
+
 /** The kernel.json for this package and this Node binary. */
 export function makeKernelSpec(nodePath: string = process.execPath): KernelSpec {
   return {
@@ -97,13 +116,9 @@ export interface InstallOptions {
 
 /** Writes kernel.json and logos; returns the kernelspec folder. Replaces an existing spec of the same name. */
 export function installKernelSpec(options: InstallOptions = {}): string {
-  const name = options.name ?? DEFAULT_KERNEL_NAME;
-  if (!/^[a-z0-9._-]+$/i.test(name)) {
-    throw new Error(`kernel name "${name}" is invalid: use letters, digits, ".", "_" or "-" (Jupyter's rule)`);
-  }
+  const dir = kernelSpecDir(kernelsDirFor(options), options.name ?? DEFAULT_KERNEL_NAME);
   const entry = kernelEntryPoint();
   if (!fs.existsSync(entry)) throw new Error(`kernel entry point ${entry} does not exist: run \`npm run build\` first`);
-  const dir = path.join(kernelsDirFor(options), name.toLowerCase());
   fs.mkdirSync(dir, { recursive: true });
   const spec = makeKernelSpec(options.nodePath);
   // Write then rename, so a Jupyter server listing kernels never reads half a file.
@@ -118,7 +133,7 @@ export function installKernelSpec(options: InstallOptions = {}): string {
 
 /** Removes an installed kernelspec folder; returns whether one was there. */
 export function uninstallKernelSpec(options: { user?: boolean; prefix?: string; name?: string } = {}): boolean {
-  const dir = path.join(kernelsDirFor(options), (options.name ?? DEFAULT_KERNEL_NAME).toLowerCase());
+  const dir = kernelSpecDir(kernelsDirFor(options), options.name ?? DEFAULT_KERNEL_NAME);
   if (!fs.existsSync(path.join(dir, "kernel.json"))) return false;
   fs.rmSync(dir, { recursive: true, force: true });
   return true;
@@ -153,6 +168,22 @@ export function findKernelSpecs(dataDirs: string[] = defaultDataDirs()): FoundKe
     }
   }
   return [...seen.values()];
+}
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function realPathOrNull(p: string): string | null {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return null;
+  }
 }
 
 function isTunelabPackage(dir: string): boolean {

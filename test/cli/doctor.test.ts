@@ -83,6 +83,20 @@ test("doctor prints one ✓/✗ line per item and a fix line under each ✗", { 
     items.some((l) => /^✓ provider cpu\b/.test(l)),
     r.stdout,
   );
+  assert.doesNotMatch(r.stdout, /export/i, "tunelab has no figure or browser export to promise");
+});
+
+test("Chromium is reported as what the browser tests use, not as a feature; no doc promises figure export", { timeout: 200_000 }, () => {
+  const report = JSON.parse(doctorJson().stdout) as DoctorReport;
+  const chromium = report.items.find((i) => i.id === "chromium")!;
+  assert.equal(chromium.optional, true);
+  assert.doesNotMatch(`${chromium.detail} ${chromium.fix ?? ""}`, /export|CHROME_PATH/i);
+  if (chromium.ok) assert.match(chromium.detail, /\(\/usr\/bin\/chromium\); used only by tunelab's browser tests/);
+  else assert.match(chromium.detail, /\/usr\/bin\/chromium/);
+  for (const file of ["README.md", "docs/install.md", "docs/dependencies.md", "docs/cli.md"]) {
+    const text = fs.readFileSync(path.join(repo, file), "utf8");
+    assert.doesNotMatch(text, /(figure|browser|image|static) export|CHROME_PATH/i, `${file} promises an export no code does`);
+  }
 });
 
 test("unknown command and unknown option exit 2 with a clear message", () => {

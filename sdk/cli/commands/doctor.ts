@@ -269,24 +269,20 @@ function checkKernel(dataDirs: string[]): DoctorItem {
   return { ...base, ok: false, detail: "not installed", fix };
 }
 
+/** The browser tunelab's own browser tests launch (test/viz, test/notebooks); tunelab itself never starts a browser. */
+const TEST_CHROMIUM = "/usr/bin/chromium";
+
 function checkChromium(): DoctorItem {
   const base = { id: "chromium", label: "Chromium", optional: true };
-  const candidates = [process.env.CHROME_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter(
-    (c): c is string => typeof c === "string" && c.length > 0,
-  );
-  for (const exe of candidates) {
-    if (!fs.existsSync(exe)) continue;
-    const out = run(exe, ["--version"]);
-    const version = out
-      ?.split("\n")
-      .find((l) => /\d+\.\d+/.test(l))
-      ?.trim();
-    if (version) return { ...base, ok: true, detail: `${version} (${exe}); used for static figure export and browser tests` };
-  }
-  const fix = isDebianLike()
-    ? "sudo apt-get install chromium  (or set CHROME_PATH to a Chrome/Chromium binary)"
-    : "install Chromium or Chrome and set CHROME_PATH to its binary";
-  return { ...base, ok: false, detail: `not found (tried ${candidates.join(", ")})`, fix };
+  const version = fs.existsSync(TEST_CHROMIUM)
+    ? run(TEST_CHROMIUM, ["--version"])
+        ?.split("\n")
+        .find((l) => /\d+\.\d+/.test(l))
+        ?.trim()
+    : undefined;
+  if (version) return { ...base, ok: true, detail: `${version} (${TEST_CHROMIUM}); used only by tunelab's browser tests (npm test)` };
+  const fix = isDebianLike() ? "sudo apt-get install chromium" : `only tunelab's browser tests need it; they run ${TEST_CHROMIUM} and are skipped without it`;
+  return { ...base, ok: false, detail: `${TEST_CHROMIUM} not found; only the browser tests need it`, fix };
 }
 
 /** Runs a command quickly; its stdout, or null when it cannot run or fails. */
@@ -319,7 +315,7 @@ export function formatReport(report: DoctorReport): string {
   });
   lines.push(
     report.ok
-      ? "Ready for CPU training." + (report.items.some((i) => !i.ok) ? " Items marked ✗ (optional) add GPUs, notebooks or browser export." : "")
+      ? "Ready for CPU training." + (report.items.some((i) => !i.ok) ? " Items marked ✗ (optional) add GPUs, notebooks or the browser tests." : "")
       : "Not ready: fix the items marked ✗ that are not optional.",
   );
   return lines.join("\n");

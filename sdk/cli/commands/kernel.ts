@@ -9,6 +9,7 @@ const USAGE = `usage: tunelab kernel install [--user] [--prefix DIR] [--name ${D
 
 install    writes the kernelspec (kernel.json runs this package's dist/kernel/main.js with this Node)
            --user: for the current user (default when not root); --prefix DIR: under DIR/share/jupyter/kernels
+           --name: the folder under kernels/ (letters, digits, ".", "_", "-"; not "." or ".."; lower-cased)
 uninstall  removes it again
 list       kernelspecs found in Jupyter's data folders (JUPYTER_PATH, user, system)`;
 

@@ -3,6 +3,7 @@
  * it targets, each module's rank and alpha (rank_pattern / alpha_pattern), and the scaling (rsLoRA or not).
  */
 import { ADAPTER_CONFIG_NAME } from "../../io/peft";
+import { LinearRegex, MAX_REGEX_LENGTH } from "../../util/linear-regex";
 
 /** PEFT task types tunelab produces. */
 export type PeftTaskType = "CAUSAL_LM" | "SEQ_CLS";
@@ -107,13 +108,9 @@ export function validateLoraConfig(c: LoraConfig, source: string): void {
   if (!(typeof t === "string" ? t.length > 0 : Array.isArray(t) && t.length > 0 && t.every((x) => typeof x === "string" && x))) {
     bad("target_modules", 'a non-empty list of module names, "all-linear", or a regex string', t);
   }
-  if (typeof t === "string" && t !== "all-linear") {
-    try {
-      new RegExp(t);
-    } catch {
-      bad("target_modules", "a valid regular expression", t);
-    }
-  }
+  if (typeof t === "string" && t !== "all-linear") checkPattern(source, "target_modules", t, fullMatch);
+  for (const k of Object.keys(c.rankPattern)) checkPattern(source, "rank_pattern", k, suffixMatch);
+  for (const k of Object.keys(c.alphaPattern)) checkPattern(source, "alpha_pattern", k, suffixMatch);
   if (c.bias !== "none") bad("bias", '"none" (bias training is not supported)', c.bias);
   if (c.fanInFanOut !== false) bad("fan_in_fan_out", "false (Llama/Qwen2 linears are [out, in])", c.fanInFanOut);
   if (c.taskType !== null && c.taskType !== "CAUSAL_LM" && c.taskType !== "SEQ_CLS") bad("task_type", '"CAUSAL_LM", "SEQ_CLS" or null', c.taskType);
@@ -125,10 +122,52 @@ export function validateLoraConfig(c: LoraConfig, source: string): void {
   for (const [k, v] of Object.entries(c.alphaPattern)) if (typeof v !== "number" || !(v > 0)) bad(`alpha_pattern.${k}`, "a positive number", v);
 }
 
+/** What patterns from adapter files may use (see util/linear-regex), for error messages. */
+const PATTERN_SYNTAX = `patterns may use literals, ".", [classes], \\d \\w \\s, groups, "|", * + ? {m,n} and ^ $, up to ${MAX_REGEX_LENGTH} characters`;
+/** Longest module path matched against a pattern (real ones are under 200 characters). */
+const MAX_MODULE_PATH_LENGTH = 500;
+
+/** target_modules as a string: a regex that must match the whole module path (PEFT's re.fullmatch). */
+const fullMatch = (pattern: string): string => `^(?:${pattern})$`;
+/** rank_pattern / alpha_pattern keys: the whole path or a dotted suffix of it (PEFT's `(.*\.)?key$`). */
+const suffixMatch = (key: string): string => `^(?:.*\\.)?(?:${key})$`;
+
+const compiled = new Map<string, LinearRegex>();
+
+/** `source` compiled for linear-time matching, cached; throws the reason when the syntax is refused. */
+function compile(source: string): LinearRegex {
+  let re = compiled.get(source);
+  if (!re) {
+    if (compiled.size >= 1000) compiled.clear();
+    re = new LinearRegex(source);
+    compiled.set(source, re);
+  }
+  return re;
+}
+
+/** Throws, naming the file, the key and the pattern, when `pattern` cannot be matched in bounded time. */
+function checkPattern(source: string, key: string, pattern: string, wrap: (p: string) => string): void {
+  try {
+    new LinearRegex(pattern); // alone first, so that e.g. "a)|(b" cannot pair with the wrapper's parentheses
+    compile(wrap(pattern));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`${source}: "${key}" pattern ${JSON.stringify(pattern)} is refused: ${reason}; ${PATTERN_SYNTAX}`, { cause: err });
+  }
+}
+
+/** Whether `pattern` (already wrapped) matches `modulePath`, in time linear in the path's length. */
+function matches(pattern: string, modulePath: string): boolean {
+  if (modulePath.length > MAX_MODULE_PATH_LENGTH) {
+    throw new Error(`module path "${modulePath.slice(0, 80)}…" is longer than ${MAX_MODULE_PATH_LENGTH} characters`);
+  }
+  return compile(pattern).test(modulePath);
+}
+
 /** The first pattern key matching `modulePath` the way PEFT matches rank_pattern/alpha_pattern keys. */
 function patternValue(pattern: Record<string, number>, modulePath: string): number | undefined {
   for (const [key, value] of Object.entries(pattern)) {
-    if (new RegExp(`^(?:.*\\.)?(?:${key})$`).test(modulePath)) return value;
+    if (matches(suffixMatch(key), modulePath)) return value;
   }
   return undefined;
 }
@@ -149,7 +188,7 @@ export function loraScaling(config: LoraConfig, modulePath: string): number {
 export function isTargeted(config: LoraConfig, modulePath: string): boolean {
   const t = config.targetModules;
   if (t === "all-linear") return true;
-  if (typeof t === "string") return new RegExp(`^(?:${t})$`).test(modulePath);
+  if (typeof t === "string") return matches(fullMatch(t), modulePath);
   return t.some((name) => modulePath === name || modulePath.endsWith("." + name));
 }
 
