@@ -3,6 +3,7 @@
  * all subscribe through these callbacks; so do the trainer's own loss scaling, diagnostics and early stopping,
  * which steer the loop through the `TrainerControl` every callback receives.
  */
+import type { NonFinite } from "./engine";
 
 /** Figures of one optimizer step. */
 export interface StepEvent {
@@ -28,11 +29,13 @@ export interface EvalEvent {
   metrics: Record<string, number>;
 }
 
-/** A step whose update was not applied because its loss or gradients were not finite. */
+/** A step whose update was not applied because its loss, gradients, update or new optimizer state were not finite. */
 export interface SkippedStepEvent {
   /** The step that was tried (1-based). */
   step: number;
   loss: number;
+  /** What was not finite. */
+  nonFinite: NonFinite;
 }
 
 /** A finding of the automatic diagnostics (seed tutorial section 4.2). */

@@ -13,18 +13,23 @@ import { compileApplyStep, compileGradStep, compileTrainStep, names, UpdateOptio
 
 export type { Feeds };
 
+/** What made a step unfit to apply: the first figure of it that was not finite. */
+export type NonFinite = "loss" | "gradients" | "update" | "optimizer_state";
+
 /** Figures of one optimizer step. */
 export interface StepResult {
   /** Mean loss over the counted examples/tokens of all micro-batches. */
   loss: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
-  /** Norm of the change applied to the trainable tensors. */
+  /** Norm of the change to the trainable tensors (applied only when finite). */
   updateNorm: number;
   /** Examples or tokens the loss was averaged over. */
   count: number;
-  /** False when the gradients were not finite and the update was skipped. */
+  /** False when anything the step computed or would write was not finite; the engine then keeps its state. */
   applied: boolean;
+  /** Why the step was not applied, or null when it was. */
+  nonFinite: NonFinite | null;
 }
 
 /** Everything needed to continue training exactly: step count, tensors and optimizer state. */
@@ -135,13 +140,15 @@ export class StepEngine {
       out = await (await this.session("apply")).run(feeds);
     }
     const gradNorm = num(out[names.gradNorm]);
-    const applied = Number.isFinite(gradNorm) && Number.isFinite(lossSum);
+    const updateNorm = num(out[names.updateNorm]);
+    const nonFinite = firstNonFinite(lossSum, gradNorm, updateNorm, this.state.size > 0 ? num(out[names.stateCheck]) : 0);
+    const applied = nonFinite === null;
     if (applied) {
       for (const name of this.params.keys()) this.params.set(name, out[names.newParam(name)]);
       for (const key of this.state.keys()) this.state.set(key, out[key.replace(/^state\./, "new_state.")]);
       this.step++;
     }
-    return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm: applied ? num(out[names.updateNorm]) : 0, count, applied };
+    return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm, count, applied, nonFinite };
   }
 
   /** Current value of a trainable tensor. */
@@ -176,6 +183,15 @@ export class StepEngine {
   async release(): Promise<void> {
     for (const s of [this.fused, this.gradOnly, this.apply]) await s?.release();
   }
+}
+
+/** The first of a step's figures that is not finite, in the order they are computed, or null. */
+function firstNonFinite(lossSum: number, gradNorm: number, updateNorm: number, stateCheck: number): NonFinite | null {
+  if (!Number.isFinite(lossSum)) return "loss";
+  if (!Number.isFinite(gradNorm)) return "gradients";
+  if (!Number.isFinite(updateNorm)) return "update";
+  if (!Number.isFinite(stateCheck)) return "optimizer_state";
+  return null;
 }
 
 function copyChecked(from: Record<string, Float32Array>, name: string, size: number): Float32Array {

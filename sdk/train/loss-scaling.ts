@@ -17,8 +17,9 @@ export class LossScaling implements TrainerCallbacks {
   constructor(private readonly state: Pick<TrainerState, "lossScale">) {}
 
   async onSkippedStep(event: SkippedStepEvent, control: TrainerControl): Promise<void> {
-    // A finite loss with non-finite gradients is a float16 overflow, not a diverging run; at scale 1 nothing is left to lower.
-    if (!Number.isFinite(event.loss) || this.state.lossScale <= 1) return;
+    // A finite loss with non-finite gradients is a float16 overflow, not a diverging run; at scale 1 nothing is left to
+    // lower. A non-finite loss, update or optimizer state does not depend on the scale, so retrying cannot help.
+    if (event.nonFinite !== "gradients" || this.state.lossScale <= 1) return;
     this.state.lossScale /= 2;
     this.goodSteps = 0;
     await control.note(`float16 gradients overflowed at step ${event.step}; loss scale lowered to ${this.state.lossScale}`);

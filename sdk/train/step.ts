@@ -30,6 +30,7 @@ export const names = {
   lossScale: "loss_scale",
   gradNorm: "grad_norm",
   updateNorm: "update_norm",
+  stateCheck: "state_check",
 };
 
 function forwardWithGrads(b: Builder, forward: ForwardBuilder, params: Map<string, Value>, lossScaling: boolean) {
@@ -78,6 +79,12 @@ function emitApply(b: Builder, trainable: readonly TrainableSpec[], params: Map<
   const next = emitUpdate(b, opts.optimizer, { param: p, grad: g, state }, lr, step);
   unflat(next.param, names.newParam);
   next.state.forEach((value, k) => unflat(value, (name) => names.newState(slots[k], name)));
+  // 0 when every new state value is finite, NaN otherwise (x·0 is NaN exactly for x = ±inf or NaN; a norm could overflow).
+  if (next.state.length > 0)
+    b.graph.output(
+      next.state.map((s) => b.sumAll(b.mul(s, b.scalar(0)))).reduce((x, y) => b.add(x, y)),
+      names.stateCheck,
+    );
   const delta = b.sub(next.param, p);
   b.graph.output(b.sqrt(b.sumAll(b.mul(delta, delta))), names.updateNorm);
 }

@@ -19,7 +19,7 @@ import { epochsDone, planSteps, StepBatches } from "./batching";
 import { Diagnostic, EvalEvent, StopReason, TrainerCallbacks, TrainerEvents } from "./callbacks";
 import { DiagnosticsReporter } from "./diagnostics";
 import { EarlyStopping } from "./early-stopping";
-import { StepEngine } from "./engine";
+import { StepEngine, type StepResult } from "./engine";
 import { RunLogger } from "./log/runlogger";
 import { RunLogging } from "./logging";
 import { LossScaling } from "./loss-scaling";
@@ -127,10 +127,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       const { feeds, tokens } = batches.feeds(state.globalStep);
       const lr = learningRateAt(plan.schedule, state.globalStep);
       const result = await engine.train(feeds, lr, state.lossScale);
-      if (!result.applied) {
-        if (await events.retrySkipped({ step: state.globalStep + 1, loss: result.loss })) continue;
+      if (result.nonFinite) {
+        if (await events.retrySkipped({ step: state.globalStep + 1, loss: result.loss, nonFinite: result.nonFinite })) continue;
         stoppedBy = "non_finite_loss";
-        await events.diagnose(nonFiniteLoss(state.globalStep + 1, result.loss));
+        await events.diagnose(nonFiniteStep(state.globalStep + 1, result, outputDir));
         break;
       }
       state.globalStep = engine.step;
@@ -159,9 +159,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       if (recipe.save_steps > 0 && state.globalStep % recipe.save_steps === 0) await checkpoints.save();
     }
 
-    // Finish: a checkpoint and an evaluation of the last step, the best adapter back, the result saved.
+    // Finish: a checkpoint and an evaluation of the last step, the best adapter back, the result saved. A step that
+    // was not finite was never applied, so the engine holds the last good state: that is what is saved.
     const diverged = stoppedBy === "non_finite_loss";
-    if (!diverged && checkpoints.savedStep !== state.globalStep) await checkpoints.save();
+    if ((!diverged || state.globalStep > 0) && checkpoints.savedStep !== state.globalStep) await checkpoints.save();
     if (stoppedBy === "interrupted")
       await events.note(`interrupted at step ${state.globalStep}; checkpoint written to ${path.join(outputDir, `checkpoint-${state.globalStep}`)}`);
     if (!diverged && data.val.length > 0 && evals.at(-1)?.step !== state.globalStep) await validate();
@@ -263,13 +264,29 @@ function prepareOutputDir(recipe: Recipe): string {
   return outputDir;
 }
 
-/** The diagnostic of a step whose loss or gradients were not finite, with no retry asked for. */
-function nonFiniteLoss(step: number, loss: number): Diagnostic {
+/**
+ * The diagnostic of a step that was not applied because something in it was not finite, with no retry asked for. It
+ * says what the finish keeps: the state before the step, as a checkpoint and the final result, or the untrained
+ * tensors when no step was applied.
+ */
+function nonFiniteStep(step: number, result: StepResult, outputDir: string): Diagnostic {
+  const figure = { loss: result.loss, gradients: result.gradNorm, update: result.updateNorm, optimizer_state: NaN }[result.nonFinite!];
+  const what =
+    result.nonFinite === "optimizer_state"
+      ? "the new optimizer state was not finite"
+      : `the ${result.nonFinite} became ${Number.isNaN(figure) ? "NaN" : "infinite"}`;
+  const kept =
+    step > 1
+      ? `the run stops with the last good state, step ${step - 1}, saved as ${path.join(outputDir, `checkpoint-${step - 1}`)}`
+      : `no checkpoint was written before step ${step} and nothing was trained, so the result saved in ${outputDir} holds the tensors the run started from`;
   return {
     kind: "non_finite_loss",
     step,
-    message: `loss or gradients became ${Number.isNaN(loss) ? "NaN" : "infinite"} at step ${step}; the update was not applied and the last good checkpoint is kept`,
-    suggestion: "lower learning_rate, keep max_grad_norm: 1.0, check the data for empty or extreme rows",
+    message: `${what} at step ${step}, so its update was not applied; ${kept}`,
+    suggestion:
+      result.nonFinite === "update" || result.nonFinite === "optimizer_state"
+        ? "lower learning_rate or weight_decay, keep adam_epsilon above 0"
+        : "lower learning_rate, keep max_grad_norm: 1.0, check the data for empty or extreme rows",
   };
 }
 

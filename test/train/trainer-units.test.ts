@@ -41,21 +41,24 @@ test("subscribers are called in order with the control; a stop request is taken 
 test("a skipped step is retried only when a subscriber asks, each time anew", async () => {
   let retry = true;
   const events = new TrainerEvents([{ onSkippedStep: (_e, control) => (retry ? control.retryStep() : undefined) }]);
-  assert.equal(await events.retrySkipped({ step: 1, loss: 2 }), true);
+  assert.equal(await events.retrySkipped({ step: 1, loss: 2, nonFinite: "gradients" }), true);
   retry = false;
-  assert.equal(await events.retrySkipped({ step: 1, loss: 2 }), false);
+  assert.equal(await events.retrySkipped({ step: 1, loss: 2, nonFinite: "gradients" }), false);
 });
 
-test("fp16 loss scaling halves the scale and retries on overflow, stops lowering at 1, never retries a non-finite loss", async () => {
+test("fp16 loss scaling halves the scale and retries on overflow, stops lowering at 1, never retries a non-finite loss, update or state", async () => {
   const state = freshState();
   const notes: string[] = [];
   const events = new TrainerEvents([new LossScaling(state), { onMessage: (t) => void notes.push(t) }]);
-  assert.equal(await events.retrySkipped({ step: 1, loss: 2.5 }), true);
+  assert.equal(await events.retrySkipped({ step: 1, loss: 2.5, nonFinite: "gradients" }), true);
   assert.equal(state.lossScale, INITIAL_LOSS_SCALE / 2);
   assert.deepEqual(notes, [`float16 gradients overflowed at step 1; loss scale lowered to ${INITIAL_LOSS_SCALE / 2}`]);
-  assert.equal(await events.retrySkipped({ step: 1, loss: NaN }), false);
+  assert.equal(await events.retrySkipped({ step: 1, loss: NaN, nonFinite: "loss" }), false);
+  assert.equal(await events.retrySkipped({ step: 1, loss: 2.5, nonFinite: "update" }), false);
+  assert.equal(await events.retrySkipped({ step: 1, loss: 2.5, nonFinite: "optimizer_state" }), false);
+  assert.equal(state.lossScale, INITIAL_LOSS_SCALE / 2, "only a gradient overflow lowers the scale");
   state.lossScale = 1;
-  assert.equal(await events.retrySkipped({ step: 1, loss: 2.5 }), false);
+  assert.equal(await events.retrySkipped({ step: 1, loss: 2.5, nonFinite: "gradients" }), false);
   assert.equal(state.lossScale, 1);
 });
 
