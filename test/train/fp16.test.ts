@@ -82,6 +82,7 @@ test("fp16 overflow lowers the loss scale and retries the step instead of stoppi
   assert.ok(result.history.every((h) => Number.isFinite(h.loss)));
   const log = readFileSync(path.join(out, "train.log"), "utf8");
   assert.match(log, /float16 gradients overflowed at step 1; loss scale lowered to 32768/);
+  assert.equal(log.match(/fp16 on the cpu device: .* no float16 matrix kernels/g)?.length, 1, "the CPU's lack of float16 kernels is said once");
   const state = JSON.parse(readFileSync(path.join(out, "checkpoint-4", "trainer_state.json"), "utf8"));
   assert.ok(state.lossScale < 65536 && state.lossScale >= 1, `loss scale ${state.lossScale}`);
 });
