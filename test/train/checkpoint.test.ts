@@ -6,6 +6,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { listCheckpoints, loadCheckpoint, recoverCheckpointFolders, saveCheckpoint, type TrainerState } from "../../sdk/train/checkpoint";
 import type { EngineState } from "../../sdk/train/engine";
+import type { Recipe } from "../../sdk/train/recipe";
+import { startingState } from "../../sdk/train/run-checkpoints";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-checkpoint-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -39,4 +41,43 @@ test("a checkpoint folder without its tensors is not offered for resuming; the n
     listCheckpoints(out).map((c) => c.step),
     [1],
   );
+});
+
+test("a checkpoint keeps early stopping's best tensors and gives them back", () => {
+  const out = path.join(tmp, "best");
+  const state = { ...stateAt(6), bestStep: 4, bestMetric: 1.5 };
+  const best = { step: 4, params: { w: Float32Array.of(4, 4) } };
+  saveCheckpoint(out, null, engineAt(6), state, best);
+  const loaded = loadCheckpoint(path.join(out, "checkpoint-6"));
+  assert.deepEqual(loaded.best, best);
+  assert.deepEqual(loaded.engine, engineAt(6));
+});
+
+/** Rewrites a checkpoint's trainer_state.json as tunelab wrote it before the loss scale's counter was kept. */
+function asOldFormat(dir: string): void {
+  const file = path.join(dir, "trainer_state.json");
+  const { lossScaleGoodSteps: _dropped, ...old } = JSON.parse(fs.readFileSync(file, "utf8"));
+  fs.writeFileSync(file, JSON.stringify(old));
+}
+
+test("checkpoints written before the best tensors and the loss scale's counter were kept still resume", () => {
+  const out = path.join(tmp, "old");
+  // An old run: early stopping's best at step 4 (a checkpoint of its own, kept by pruning), the newest at step 6.
+  saveCheckpoint(out, null, engineAt(4), { ...stateAt(4), bestStep: 4, bestMetric: 1.5 });
+  saveCheckpoint(out, null, engineAt(6), { ...stateAt(6), bestStep: 4, bestMetric: 1.5, patienceUsed: 1 });
+  for (const s of [4, 6]) asOldFormat(path.join(out, `checkpoint-${s}`));
+  const loaded = loadCheckpoint(path.join(out, "checkpoint-6"));
+  assert.equal(loaded.state.lossScaleGoodSteps, 0);
+  assert.equal(loaded.best, null);
+  let restored: EngineState | null = null;
+  const start = startingState({ resume_from_checkpoint: true, fp16: false } as Recipe, out, { restore: (s) => void (restored = s) });
+  assert.deepEqual(restored, engineAt(6));
+  assert.deepEqual(start.best, { step: 4, params: engineAt(4).params }, "the best tensors come from checkpoint-4");
+});
+
+test("a damaged trainer_state.json is refused naming the file", () => {
+  const out = path.join(tmp, "damaged");
+  const dir = saveCheckpoint(out, null, engineAt(1), stateAt(1));
+  fs.writeFileSync(path.join(dir, "trainer_state.json"), '{"epoch": 1}');
+  assert.throws(() => loadCheckpoint(dir), /checkpoint-1\/trainer_state\.json: not a tunelab trainer state/);
 });
