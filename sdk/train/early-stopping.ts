@@ -1,5 +1,5 @@
 /** Early stopping on the validation loss, keeping the best adapter (transformers' EarlyStoppingCallback with load_best_model_at_end). */
-import type { EvalEvent, TrainerCallbacks, TrainerControl } from "./callbacks";
+import type { EvalEvent, StartInfo, TrainerCallbacks, TrainerControl } from "./callbacks";
 import type { TrainerState } from "./checkpoint";
 import type { ParamsState, StepEngine } from "./engine";
 
@@ -24,6 +24,15 @@ export class EarlyStopping implements TrainerCallbacks {
   /** The tensors of the best step so far (null with patience 0, which never restores). */
   get best(): ParamsState | null {
     return this.bestParams;
+  }
+
+  /** Says so when a resumed run's checkpoint (of an older tunelab) kept no best tensors, so they cannot be restored. */
+  async onStart(_info: StartInfo, control: TrainerControl): Promise<void> {
+    const { bestStep, globalStep } = this.state;
+    if (this.patience === 0 || this.bestParams || bestStep === null || bestStep === globalStep) return;
+    await control.note(
+      `the checkpoint resumed from keeps no tensors of the best step ${bestStep} (and checkpoint-${bestStep} is gone); unless a later evaluation improves, the run ends with the last step's adapter`,
+    );
   }
 
   onEval(event: EvalEvent, control: TrainerControl): void {

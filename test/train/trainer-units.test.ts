@@ -124,3 +124,16 @@ test("the loss scale's good-step counter lives in the trainer state, so a resume
   after.onStep();
   assert.equal(resumed.lossScale, 2 * INITIAL_LOSS_SCALE, "doubled after 2000 good steps in all");
 });
+
+test("early stopping resumed without the best step's tensors says that it cannot restore them", async () => {
+  const state = { ...freshState(), globalStep: 6, bestStep: 4, bestMetric: 1 };
+  const engine = { snapshotParams: (): ParamsState => assert.fail("no snapshot"), restoreParams: () => assert.fail("nothing to restore") };
+  const notes: string[] = [];
+  const info = { maxSteps: 10, numEpochs: 1, trainExamples: 1, valExamples: 1, outputDir: "out" };
+  await new TrainerEvents([new EarlyStopping(state, engine, 2), { onMessage: (t) => void notes.push(t) }]).emit("onStart", info);
+  assert.match(notes.join("\n"), /keeps no tensors of the best step 4/);
+  notes.length = 0;
+  const best = { step: 4, params: {} };
+  await new TrainerEvents([new EarlyStopping(state, engine, 2, best), { onMessage: (t) => void notes.push(t) }]).emit("onStart", info);
+  assert.deepEqual(notes, []);
+});
