@@ -95,17 +95,8 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     earlyStopping,
     ...(recipe.fp16 ? [new LossScaling(state)] : []),
   ]);
-  const checkpoints = new RunCheckpoints(
-    outputDir,
-    recipe.save_total_limit,
-    state,
-    {
-      engine,
-      adapter: () => (tuned.lora ? tuned.adapter() : null),
-      best: () => earlyStopping.best,
-    },
-    events,
-  );
+  const saved = { engine, adapter: () => (tuned.lora ? tuned.adapter() : null), best: () => earlyStopping.best };
+  const checkpoints = new RunCheckpoints(outputDir, recipe.save_total_limit, state, saved, events);
   const evaluate = (examples: readonly TokenizedExample[]) =>
     evaluateExamples(tuned.evalPass, engine.values(), examples, recipe.per_device_eval_batch_size, model.tokenizer.padTokenId);
   const history: TrainResult["history"] = [];
