@@ -39,6 +39,9 @@ export interface EngineState {
   optimizer: Record<string, Float32Array>;
 }
 
+/** The trainable tensors at one step, without optimizer state (e.g. the best adapter early stopping keeps). */
+export type ParamsState = Pick<EngineState, "step" | "params">;
+
 /** Options for `StepEngine.create`. */
 export interface EngineOptions extends UpdateOptions {
   forward: ForwardBuilder;
@@ -165,18 +168,28 @@ export class StepEngine {
 
   /** A copy of everything needed to resume (for checkpoints). */
   snapshot(): EngineState {
-    const params: Record<string, Float32Array> = {};
     const optimizer: Record<string, Float32Array> = {};
-    for (const [name, t] of this.params) params[name] = Float32Array.from(t.data as Float32Array);
     for (const [name, t] of this.state) optimizer[name] = Float32Array.from(t.data as Float32Array);
-    return { step: this.step, params, optimizer };
+    return { ...this.snapshotParams(), optimizer };
+  }
+
+  /** A copy of the trainable tensors and the step they belong to. */
+  snapshotParams(): ParamsState {
+    const params: Record<string, Float32Array> = {};
+    for (const [name, t] of this.params) params[name] = Float32Array.from(t.data as Float32Array);
+    return { step: this.step, params };
   }
 
   /** Restores a snapshot taken from an engine with the same trainable tensors and optimizer. */
   restore(state: EngineState): void {
-    for (const [name, t] of this.params) this.params.set(name, { ...t, data: copyChecked(state.params, name, t.data.length) });
+    this.restoreParams(state);
     for (const [name, t] of this.state) this.state.set(name, { ...t, data: copyChecked(state.optimizer, name, t.data.length) });
     this.step = state.step;
+  }
+
+  /** Puts back the trainable tensors of a snapshot; the step count and optimizer state stay as they are. */
+  restoreParams(state: ParamsState): void {
+    for (const [name, t] of this.params) this.params.set(name, { ...t, data: copyChecked(state.params, name, t.data.length) });
   }
 
   /** Releases all sessions. */

@@ -9,24 +9,25 @@ const GROWTH_INTERVAL = 2000;
 
 /**
  * Halves the loss scale and retries a step whose float16 gradients overflowed; doubles it after GROWTH_INTERVAL good
- * steps. The scale lives in the trainer state, so checkpoints keep it and the loop reads it for each step.
+ * steps. The scale and the good steps since it last changed (GradScaler's growth tracker) live in the trainer state,
+ * so checkpoints keep both and a resumed run changes the scale at the steps the uninterrupted run would.
  */
 export class LossScaling implements TrainerCallbacks {
-  private goodSteps = 0;
-
-  constructor(private readonly state: Pick<TrainerState, "lossScale">) {}
+  constructor(private readonly state: Pick<TrainerState, "lossScale" | "lossScaleGoodSteps">) {}
 
   async onSkippedStep(event: SkippedStepEvent, control: TrainerControl): Promise<void> {
     // A finite loss with non-finite gradients is a float16 overflow, not a diverging run; at scale 1 nothing is left to
     // lower. A non-finite loss, update or optimizer state does not depend on the scale, so retrying cannot help.
     if (event.nonFinite !== "gradients" || this.state.lossScale <= 1) return;
     this.state.lossScale /= 2;
-    this.goodSteps = 0;
+    this.state.lossScaleGoodSteps = 0;
     await control.note(`float16 gradients overflowed at step ${event.step}; loss scale lowered to ${this.state.lossScale}`);
     control.retryStep();
   }
 
   onStep(): void {
-    if (++this.goodSteps % GROWTH_INTERVAL === 0) this.state.lossScale *= 2;
+    if (++this.state.lossScaleGoodSteps < GROWTH_INTERVAL) return;
+    this.state.lossScale *= 2;
+    this.state.lossScaleGoodSteps = 0;
   }
 }

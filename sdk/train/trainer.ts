@@ -88,9 +88,9 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const plan = planSteps(recipe, data.train.length);
   const batches = new StepBatches(recipe, plan, data.train, model.tokenizer.padTokenId);
   const outputDir = prepareOutputDir(recipe);
-  const { state, resumedFrom } = startingState(recipe, outputDir, engine);
+  const { state, best, resumedFrom } = startingState(recipe, outputDir, engine);
   const logging = new RunLogging(new RunLogger(outputDir, { echo: options.echo }), state, plan, recipe.logging_steps);
-  const earlyStopping = new EarlyStopping(state, engine, recipe.early_stopping_steps);
+  const earlyStopping = new EarlyStopping(state, engine, recipe.early_stopping_steps, best);
   // The logs first and the trainer's own units after the caller's callbacks: the order in which train.log and
   // the callbacks have always seen a step, an evaluation and what the diagnostics make of it.
   const events = new TrainerEvents([
@@ -100,7 +100,8 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     earlyStopping,
     ...(recipe.fp16 ? [new LossScaling(state)] : []),
   ]);
-  const checkpoints = new RunCheckpoints(outputDir, recipe.save_total_limit, state, engine, () => (tuned.lora ? tuned.adapter() : null), events);
+  const saved = { engine, adapter: () => (tuned.lora ? tuned.adapter() : null), best: () => earlyStopping.best };
+  const checkpoints = new RunCheckpoints(outputDir, recipe.save_total_limit, state, saved, events);
   const evaluate = (examples: readonly TokenizedExample[]) =>
     evaluateExamples(tuned.evalPass, engine.values(), examples, recipe.per_device_eval_batch_size, model.tokenizer.padTokenId);
   const history: TrainResult["history"] = [];

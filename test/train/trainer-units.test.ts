@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { TrainerEvents, type TrainerCallbacks } from "../../sdk/train/callbacks";
 import type { TrainerState } from "../../sdk/train/checkpoint";
 import { EarlyStopping } from "../../sdk/train/early-stopping";
-import type { EngineState } from "../../sdk/train/engine";
+import type { ParamsState } from "../../sdk/train/engine";
 import { INITIAL_LOSS_SCALE, LossScaling } from "../../sdk/train/loss-scaling";
 
 function freshState(): TrainerState {
-  return { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: INITIAL_LOSS_SCALE, logHistory: [] };
+  return { globalStep: 0, epoch: 0, bestMetric: null, bestStep: null, patienceUsed: 0, lossScale: INITIAL_LOSS_SCALE, lossScaleGoodSteps: 0, logHistory: [] };
 }
 
 const step = (n: number) => ({
@@ -73,8 +73,8 @@ test("fp16 loss scaling doubles the scale after 2000 good steps in a row", async
 
 test("early stopping keeps the best evaluation, asks to stop after `patience` without improvement, and restores the best", async () => {
   const state = freshState();
-  let restored: EngineState | null = null;
-  const engine = { snapshot: (): EngineState => ({ step: state.globalStep, params: {}, optimizer: {} }), restore: (s: EngineState) => void (restored = s) };
+  let restored: ParamsState | null = null;
+  const engine = { snapshotParams: (): ParamsState => ({ step: state.globalStep, params: {} }), restoreParams: (s: ParamsState) => void (restored = s) };
   const stopping = new EarlyStopping(state, engine, 2);
   const events = new TrainerEvents([stopping]);
   const evalAt = async (s: number, loss: number) => {
@@ -90,12 +90,12 @@ test("early stopping keeps the best evaluation, asks to stop after `patience` wi
   assert.equal(stop?.diagnostic?.kind, "early_stopping");
   assert.deepEqual([state.bestMetric, state.bestStep, state.patienceUsed], [0.5, 4, 2]);
   assert.equal(stopping.restoreBest(), true);
-  assert.equal((restored as EngineState | null)?.step, 4);
+  assert.equal((restored as ParamsState | null)?.step, 4);
 });
 
 test("early stopping with patience 0 tracks the best step but never stops nor restores", async () => {
   const state = freshState();
-  const engine = { snapshot: (): EngineState => assert.fail("no snapshot needed"), restore: () => assert.fail("nothing to restore") };
+  const engine = { snapshotParams: (): ParamsState => assert.fail("no snapshot needed"), restoreParams: () => assert.fail("nothing to restore") };
   const stopping: TrainerCallbacks & EarlyStopping = new EarlyStopping(state, engine, 0);
   const events = new TrainerEvents([stopping]);
   for (const [s, loss] of [
@@ -110,4 +110,30 @@ test("early stopping with patience 0 tracks the best step but never stops nor re
   assert.equal(events.takeStop(), null);
   assert.equal(state.bestStep, 1);
   assert.equal(stopping.restoreBest(), false);
+});
+
+test("the loss scale's good-step counter lives in the trainer state, so a resumed run doubles the scale when the whole run would", () => {
+  const state = freshState();
+  const before = new LossScaling(state);
+  for (let i = 0; i < 1500; i++) before.onStep();
+  // A checkpoint keeps the state as JSON; a resumed run builds a new LossScaling over what it reads back.
+  const resumed = JSON.parse(JSON.stringify(state)) as TrainerState;
+  const after = new LossScaling(resumed);
+  for (let i = 0; i < 499; i++) after.onStep();
+  assert.equal(resumed.lossScale, INITIAL_LOSS_SCALE);
+  after.onStep();
+  assert.equal(resumed.lossScale, 2 * INITIAL_LOSS_SCALE, "doubled after 2000 good steps in all");
+});
+
+test("early stopping resumed without the best step's tensors says that it cannot restore them", async () => {
+  const state = { ...freshState(), globalStep: 6, bestStep: 4, bestMetric: 1 };
+  const engine = { snapshotParams: (): ParamsState => assert.fail("no snapshot"), restoreParams: () => assert.fail("nothing to restore") };
+  const notes: string[] = [];
+  const info = { maxSteps: 10, numEpochs: 1, trainExamples: 1, valExamples: 1, outputDir: "out" };
+  await new TrainerEvents([new EarlyStopping(state, engine, 2), { onMessage: (t) => void notes.push(t) }]).emit("onStart", info);
+  assert.match(notes.join("\n"), /keeps no tensors of the best step 4/);
+  notes.length = 0;
+  const best = { step: 4, params: {} };
+  await new TrainerEvents([new EarlyStopping(state, engine, 2, best), { onMessage: (t) => void notes.push(t) }]).emit("onStart", info);
+  assert.deepEqual(notes, []);
 });
