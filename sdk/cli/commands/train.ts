@@ -28,25 +28,26 @@ export const command: CliCommand = {
     const recipe = resolveRecipe({ ...readRecipe(file), ...overrides(flags) } as RecipeInput, file);
     const interrupt = ctrlCStopsTraining();
     const callbacks = [interrupt.callbacks, ...(process.stderr.isTTY ? [liveProgress()] : [])];
-    let result: Awaited<ReturnType<typeof train>>;
+    // The Ctrl-C listener stays until the result is printed: a second Ctrl-C after the run has stopped then still
+    // says what it does instead of meeting Node's default action before the summary is out.
     try {
-      result = await train(recipe, { echo: (line) => process.stderr.write(line + "\n"), callbacks, signal: interrupt.signal });
+      const result = await train(recipe, { echo: (line) => process.stderr.write(line + "\n"), callbacks, signal: interrupt.signal });
+      console.log(`adapter written to ${result.outputDir} after ${result.steps} steps (${result.stoppedBy})`);
+      if (result.val)
+        console.log(
+          `val: ${Object.entries(result.val.metrics)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(", ")}`,
+        );
+      if (result.test)
+        console.log(
+          `test: ${Object.entries(result.test.metrics)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(", ")}`,
+        );
+      return result.stoppedBy === "non_finite_loss" ? 1 : 0;
     } finally {
       interrupt.dispose();
     }
-    console.log(`adapter written to ${result.outputDir} after ${result.steps} steps (${result.stoppedBy})`);
-    if (result.val)
-      console.log(
-        `val: ${Object.entries(result.val.metrics)
-          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
-          .join(", ")}`,
-      );
-    if (result.test)
-      console.log(
-        `test: ${Object.entries(result.test.metrics)
-          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
-          .join(", ")}`,
-      );
-    return result.stoppedBy === "non_finite_loss" ? 1 : 0;
   },
 };
