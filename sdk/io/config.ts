@@ -96,6 +96,23 @@ export interface GenerationConfig {
   raw: Record<string, unknown>;
 }
 
+/** Deepest nesting of arrays and objects accepted in a model or adapter JSON file. */
+const MAX_JSON_DEPTH = 1000;
+
+/** The deepest nesting of arrays and objects in a JSON text (counted without recursion). */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* backslash */) i++;
+    } else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 /** Reads a JSON object from `file`, with errors naming the file. */
 export function readJsonObject(file: string): Record<string, unknown> {
   let text: string;
@@ -110,6 +127,9 @@ export function readJsonObject(file: string): Record<string, unknown> {
   } catch (err) {
     throw new Error(`${file}: not valid JSON: ${(err as Error).message}`, { cause: err });
   }
+  // Deeper values would overflow the stack of whatever walks or prints them later (JSON.stringify in messages).
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new Error(`${file}: JSON nested ${depth} levels deep, more than the ${MAX_JSON_DEPTH} accepted; the file is damaged`);
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new Error(`${file}: expected a JSON object`);
   }

@@ -11,7 +11,10 @@ export async function readParquet(path: string, source: string): Promise<ReadRes
   try {
     rows = await parquetReadObjects({ file });
   } catch (e) {
-    throw new Error(`${source}: not a readable Parquet file: ${(e as Error).message}`, { cause: e });
+    // hyparquet's TypeErrors and RangeErrors come from damaged metadata and say nothing a user can act on.
+    const internal = e instanceof TypeError || e instanceof RangeError;
+    const why = internal ? "its metadata is damaged (or it is not Parquet)" : (e as Error).message;
+    throw new Error(`${source}: not a readable Parquet file: ${why}`, { cause: e });
   }
   return { records: rows.map((r, k) => ({ value: plain(r), line: k + 1 })), issues: [] };
 }

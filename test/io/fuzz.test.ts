@@ -1,0 +1,32 @@
+/** Seeded fuzzing of every file loader: each damaged file loads, or fails with an Error naming the file. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import type { CaseLine } from "./fuzz-cases";
+
+const RUNNER = path.join(__dirname, "fuzz-cases.js");
+const LIMIT_MS = 50_000;
+
+test("fuzzed data and model files: success or an Error naming the file, no crash or hang", (t) => {
+  // A child process, so that a hang or a crash is caught and blamed on the case that was running.
+  const child = spawnSync(process.execPath, [RUNNER], { timeout: LIMIT_MS, maxBuffer: 64 << 20, encoding: "utf8" });
+  const lines = child.stdout
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as CaseLine);
+  const ends = lines.filter((l) => l.event === "end");
+  const counts: Record<string, number> = {};
+  for (const l of ends) counts[l.kind] = (counts[l.kind] ?? 0) + 1;
+  for (const [kind, n] of Object.entries(counts)) t.diagnostic(`${kind}: ${n} cases`);
+  const failed = ends.filter((l) => l.problem !== undefined).map((l) => `${l.kind} ${l.mutation} seed ${l.seed}: ${l.problem}: ${l.error}`);
+  const last = lines.at(-1);
+  if (last?.event === "start") {
+    const how = child.error ? `hung (killed after ${LIMIT_MS} ms)` : `crashed (status ${child.status}, signal ${child.signal}): ${child.stderr.slice(-2000)}`;
+    failed.push(`${last.kind} ${last.mutation} seed ${last.seed}: ${how}`);
+  }
+  assert.deepEqual(failed, []);
+  assert.equal(child.status, 0, child.stderr);
+  assert.ok(ends.length >= 300, `only ${ends.length} cases ran`);
+  assert.ok(Object.keys(counts).length >= 11, `kinds: ${Object.keys(counts).join(", ")}`);
+});
