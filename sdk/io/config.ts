@@ -113,13 +113,37 @@ function jsonDepth(text: string): number {
   return max;
 }
 
+/** About where the first invalid UTF-8 byte of `bytes` is: the length of its longest decodable prefix. */
+function firstBadUtf8(bytes: Uint8Array): number {
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest valid prefix, by bisection (a cut inside a valid sequence is only "incomplete" with stream: true).
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 /** Reads a JSON object from `file`, with errors naming the file. */
 export function readJsonObject(file: string): Record<string, unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, "utf8");
+    bytes = fs.readFileSync(file);
   } catch (err) {
     throw new Error(`${file}: cannot read: ${(err as Error).message}`, { cause: err });
+  }
+  let text: string;
+  try {
+    // Strict, as Python's json.load is: a damaged byte must not silently become U+FFFD. A BOM is dropped.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${file}: not valid UTF-8 (at byte ${firstBadUtf8(bytes)}); re-save the file as UTF-8`);
   }
   let json: unknown;
   try {

@@ -118,3 +118,13 @@ test("unknown extensions and missing files are clear errors", async () => {
   assert.throws(() => fileTypeOf("x.xlsx"), /unknown data file extension "\.xlsx"/);
   await assert.rejects(readRecords("/nonexistent/file.jsonl"), /file\.jsonl: data file not found/);
 });
+
+test("damaged files: hyparquet's internal errors and huge CSV column names stay out of messages", async () => {
+  const dir = tempDir();
+  // An empty file has no metadata at all: hyparquet fails with a TypeError.
+  const p = writeTemp(dir, "e.parquet", new Uint8Array(0));
+  await assert.rejects(readRecords(p), /e\.parquet: not a readable Parquet file: its metadata is damaged \(or it is not Parquet\)$/);
+  const long = "x".repeat(100_000);
+  const csv = writeTemp(dir, "h.csv", `${long},${long}\n1,2\n`);
+  await assert.rejects(readRecords(csv), (e: Error) => e.message.length < 200 && /h\.csv:1: duplicate column "x{40}…"/.test(e.message));
+});

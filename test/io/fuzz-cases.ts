@@ -127,6 +127,9 @@ const DATA_FILES: Record<string, { name: string; bytes: () => Uint8Array; extra:
   txt: { name: "d.txt", bytes: () => enc.encode("The sky is blue.\nGrass is green.\n"), extra: {} },
 };
 
+/** Longest error message accepted: a 1 MB line must not come back whole in the message. */
+const MAX_MESSAGE = 4000;
+
 /** Runs `fn` and reports whether its outcome keeps the rule: success, or an Error naming `file` (and `line`). */
 async function judge(fn: () => unknown, file: string, line?: number): Promise<{ error?: string; problem?: string }> {
   try {
@@ -135,6 +138,7 @@ async function judge(fn: () => unknown, file: string, line?: number): Promise<{ 
   } catch (e) {
     if (!(e instanceof Error)) return { error: String(e), problem: "threw a non-Error" };
     const error = `${e.name}: ${e.message}`.slice(0, 600);
+    if (e.message.length > MAX_MESSAGE) return { error, problem: `message of ${e.message.length} characters (more than ${MAX_MESSAGE})` };
     const base = path.basename(file);
     if (!e.message.includes(base)) return { error, problem: `message does not name ${base}` };
     if (/Cannot read propert|is not a function|is not iterable|undefined is not/.test(e.message)) return { error, problem: "internal error text" };
