@@ -13,7 +13,7 @@ import { Rng } from "../../sdk/util/random";
 
 /** One line of the runner's output: a case about to run ("start") or its outcome ("end"). */
 export interface CaseLine {
-  event: "start" | "end";
+  event: "start" | "end" | "unhandled";
   kind: string;
   mutation: string;
   seed: number;
@@ -131,7 +131,7 @@ const DATA_FILES: Record<string, { name: string; bytes: () => Uint8Array; extra:
 const MAX_MESSAGE = 4000;
 
 /** Runs `fn` and reports whether its outcome keeps the rule: success, or an Error naming `file` (and `line`). */
-async function judge(fn: () => unknown, file: string, line?: number): Promise<{ error?: string; problem?: string }> {
+export async function judge(fn: () => unknown, file: string, line?: number): Promise<{ error?: string; problem?: string }> {
   try {
     await fn();
     return {};
@@ -142,7 +142,7 @@ async function judge(fn: () => unknown, file: string, line?: number): Promise<{ 
     const base = path.basename(file);
     if (!e.message.includes(base)) return { error, problem: `message does not name ${base}` };
     if (/Cannot read propert|is not a function|is not iterable|undefined is not/.test(e.message)) return { error, problem: "internal error text" };
-    if (line !== undefined && e.name === "DataError" && !e.message.includes(`${base}:${line}`) && !e.message.includes(`line ${line}`)) {
+    if (line !== undefined && !e.message.includes(`${base}:${line}:`)) {
       return { error, problem: `message does not name line ${line}` };
     }
     return { error };
@@ -157,10 +157,10 @@ interface Case {
   run: () => Promise<{ error?: string; problem?: string }>;
 }
 
-function pickMutation(all: Record<string, Mutator>, rng: Rng): [string, Mutator] {
+/** The `k`-th mutation, round robin, so that every mutation gets its share of cases. */
+function nthMutation(all: Record<string, Mutator>, k: number): [string, Mutator] {
   const names = Object.keys(all);
-  const n = names[rng.int(names.length)];
-  return [n, all[n]];
+  return [names[k % names.length], all[names[k % names.length]]];
 }
 
 /** The data-file cases: `perType` per file type. */
@@ -172,7 +172,7 @@ function dataCases(root: string, perType: number): Case[] {
     for (let k = 0; k < perType; k++) {
       const seed = FUZZ_SEED + cases.length;
       const rng = new Rng(seed);
-      const [mutation, mutate] = pickMutation(all, rng);
+      const [mutation, mutate] = nthMutation(all, k);
       const dir = path.join(root, `data-${type}-${k}`);
       cases.push({
         kind: `data:${type}`,
@@ -258,7 +258,7 @@ function fileCases(
   for (let k = 0; k < count; k++) {
     const seed = seedBase + k;
     const rng = new Rng(seed);
-    const [mutation, mutate] = pickMutation(mutations, rng);
+    const [mutation, mutate] = nthMutation(mutations, k);
     const dir = path.join(root, `${kind.replace(/\W/g, "-")}-${k}`);
     cases.push({
       kind,
@@ -320,11 +320,18 @@ export function allCases(root: string, scale = 1): Case[] {
 /** Runs every case in order, printing a start and an end line for each (so a hang or crash points at its case). */
 async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-fuzz-"));
+  // A rejection nobody awaits would crash a user's process: report it against the case, then stop.
+  process.on("unhandledRejection", (e) => {
+    process.stdout.write(JSON.stringify({ event: "unhandled", error: String(e) }) + "\n");
+    process.exit(1);
+  });
   try {
     for (const c of allCases(root, Number(process.argv[2] ?? 1))) {
       const head = { kind: c.kind, mutation: c.mutation, seed: c.seed };
       process.stdout.write(JSON.stringify({ event: "start", ...head }) + "\n");
       const outcome = await c.run();
+      // A turn of the event loop, so that an unhandled rejection shows up before the case's end line.
+      await new Promise((resolve) => setImmediate(resolve));
       process.stdout.write(JSON.stringify({ event: "end", ...head, ...outcome }) + "\n");
     }
   } finally {

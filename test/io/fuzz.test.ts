@@ -21,7 +21,12 @@ test("fuzzed data and model files: success or an Error naming the file, no crash
   for (const [kind, n] of Object.entries(counts)) t.diagnostic(`${kind}: ${n} cases`);
   const failed = ends.filter((l) => l.problem !== undefined).map((l) => `${l.kind} ${l.mutation} seed ${l.seed}: ${l.problem}: ${l.error}`);
   const last = lines.at(-1);
-  if (last?.event === "start") {
+  const unhandled = lines.find((l) => l.event === "unhandled");
+  if (last?.event === "unhandled" && lines.at(-2)?.event === "start") {
+    const c = lines.at(-2)!;
+    failed.push(`${c.kind} ${c.mutation} seed ${c.seed}: unhandled rejection: ${unhandled!.error}`);
+  } else if (unhandled) failed.push(`unhandled rejection between cases: ${unhandled.error}`);
+  else if (last?.event === "start") {
     const how = child.error ? `hung (killed after ${LIMIT_MS} ms)` : `crashed (status ${child.status}, signal ${child.signal}): ${child.stderr.slice(-2000)}`;
     failed.push(`${last.kind} ${last.mutation} seed ${last.seed}: ${how}`);
   }
