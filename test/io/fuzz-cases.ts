@@ -122,7 +122,22 @@ const DATA_FILES: Record<string, { name: string; bytes: () => Uint8Array; extra:
           columnData: ["instruction", "input", "output"].map((c) => ({ name: c, data: ROWS.map((r) => r[c as keyof typeof r]) })),
         }),
       ),
-    extra: {},
+    extra: {
+      "wrong-type-column": (_b, r) => {
+        const wrong = [
+          [1, 2, 3, 4],
+          [true, false, true, false],
+          [null, null, null, null],
+          [1.5, "x", 2, "y"],
+        ][r.int(4)];
+        const col = ["instruction", "input", "output"][r.int(3)];
+        const columnData = ["instruction", "input", "output"].map((c) => ({
+          name: c,
+          data: c === col ? wrong : ROWS.map((row) => row[c as keyof typeof row]),
+        }));
+        return { bytes: new Uint8Array(parquetWriteBuffer({ columnData })) };
+      },
+    },
   },
   txt: { name: "d.txt", bytes: () => enc.encode("The sky is blue.\nGrass is green.\n"), extra: {} },
 };

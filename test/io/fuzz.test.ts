@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import type { CaseLine } from "./fuzz-cases";
+import { judge, type CaseLine } from "./fuzz-cases";
 
 const RUNNER = path.join(__dirname, "fuzz-cases.js");
 const LIMIT_MS = 50_000;
@@ -34,4 +34,58 @@ test("fuzzed data and model files: success or an Error naming the file, no crash
   assert.equal(child.status, 0, child.stderr);
   assert.ok(ends.length >= 300, `only ${ends.length} cases ran`);
   assert.ok(Object.keys(counts).length >= 11, `kinds: ${Object.keys(counts).join(", ")}`);
+});
+
+test("the fuzz rule itself: which outcomes pass and which are reported", async () => {
+  const file = "/tmp/x/d.jsonl";
+  assert.deepEqual(await judge(() => 1, file), {});
+  assert.equal(
+    (
+      await judge(
+        () => {
+          throw new Error(`${file}:3: bad`);
+        },
+        file,
+        3,
+      )
+    ).problem,
+    undefined,
+  );
+  assert.match(
+    (
+      await judge(
+        () => {
+          throw new Error(`${file}:2: bad`);
+        },
+        file,
+        3,
+      )
+    ).problem!,
+    /does not name line 3/,
+  );
+  assert.match(
+    (
+      await judge(() => {
+        throw new TypeError("Cannot read properties of undefined (reading 'x')");
+      }, file)
+    ).problem!,
+    /does not name d\.jsonl/,
+  );
+  assert.match(
+    (
+      await judge(() => {
+        throw new Error(`d.jsonl: x is not a function`);
+      }, file)
+    ).problem!,
+    /internal error text/,
+  );
+  assert.match(
+    (
+      await judge(() => {
+        throw new Error(`d.jsonl: ${"x".repeat(5000)}`);
+      }, file)
+    ).problem!,
+    /message of 5009 characters/,
+  );
+  assert.match((await judge(() => Promise.reject("text"), file)).problem!, /non-Error/);
 });
