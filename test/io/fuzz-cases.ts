@@ -128,7 +128,7 @@ const DATA_FILES: Record<string, { name: string; bytes: () => Uint8Array; extra:
           [1, 2, 3, 4],
           [true, false, true, false],
           [null, null, null, null],
-          [1.5, "x", 2, "y"],
+          [1.5, 2.5, -3, 4e9],
         ][r.int(4)];
         const col = ["instruction", "input", "output"][r.int(3)];
         const columnData = ["instruction", "input", "output"].map((c) => ({
@@ -344,7 +344,7 @@ async function main(): Promise<void> {
     for (const c of allCases(root, Number(process.argv[2] ?? 1))) {
       const head = { kind: c.kind, mutation: c.mutation, seed: c.seed };
       process.stdout.write(JSON.stringify({ event: "start", ...head }) + "\n");
-      const outcome = await c.run();
+      const outcome = await c.run().catch((e: unknown) => ({ error: String(e), problem: "the case could not be set up" }));
       // A turn of the event loop, so that an unhandled rejection shows up before the case's end line.
       await new Promise((resolve) => setImmediate(resolve));
       process.stdout.write(JSON.stringify({ event: "end", ...head, ...outcome }) + "\n");
