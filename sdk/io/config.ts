@@ -96,13 +96,54 @@ export interface GenerationConfig {
   raw: Record<string, unknown>;
 }
 
+/** Deepest nesting of arrays and objects accepted in a model or adapter JSON file. */
+const MAX_JSON_DEPTH = 1000;
+
+/** The deepest nesting of arrays and objects in a JSON text (counted without recursion). */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* backslash */) i++;
+    } else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/** About where the first invalid UTF-8 byte of `bytes` is: the length of its longest decodable prefix. */
+function firstBadUtf8(bytes: Uint8Array): number {
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest valid prefix, by bisection (a cut inside a valid sequence is only "incomplete" with stream: true).
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 /** Reads a JSON object from `file`, with errors naming the file. */
 export function readJsonObject(file: string): Record<string, unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, "utf8");
+    bytes = fs.readFileSync(file);
   } catch (err) {
     throw new Error(`${file}: cannot read: ${(err as Error).message}`, { cause: err });
+  }
+  let text: string;
+  try {
+    // Strict, as Python's json.load is: a damaged byte must not silently become U+FFFD. A BOM is dropped.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${file}: not valid UTF-8 (at byte ${firstBadUtf8(bytes)}); re-save the file as UTF-8`);
   }
   let json: unknown;
   try {
@@ -110,6 +151,9 @@ export function readJsonObject(file: string): Record<string, unknown> {
   } catch (err) {
     throw new Error(`${file}: not valid JSON: ${(err as Error).message}`, { cause: err });
   }
+  // Deeper values would overflow the stack of whatever walks or prints them later (JSON.stringify in messages).
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new Error(`${file}: JSON nested ${depth} levels deep, more than the ${MAX_JSON_DEPTH} accepted; the file is damaged`);
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new Error(`${file}: expected a JSON object`);
   }

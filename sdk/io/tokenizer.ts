@@ -130,7 +130,9 @@ export class Tokenizer {
     try {
       this.hf = new HfTokenizer(tokenizerJson, config);
     } catch (err) {
-      throw new Error(`${sources.tokenizerJson}: cannot build the tokenizer: ${(err as Error).message}`, { cause: err });
+      // A TypeError from inside the library means a field is missing or of the wrong type; its text helps nobody.
+      const why = err instanceof TypeError ? "a field is missing or has the wrong type (the file is damaged)" : (err as Error).message;
+      throw new Error(`${sources.tokenizerJson}: cannot build the tokenizer (with ${sources.tokenizerConfig}): ${why}`, { cause: err });
     }
     this.vocabSize = vocabSizeOf(tokenizerJson);
 
@@ -145,7 +147,9 @@ export class Tokenizer {
       if (content === undefined) return undefined;
       const id = this.hf.token_to_id(content);
       if (id === undefined) {
-        throw new Error(`${sources.tokenizerConfig}: ${role} "${content}" is not a token of ${sources.tokenizerJson}`);
+        throw new Error(
+          `${sources.tokenizerConfig}: ${role} ${JSON.stringify(content.length > 40 ? content.slice(0, 40) + "…" : content)} is not a token of ${sources.tokenizerJson}`,
+        );
       }
       return id;
     };

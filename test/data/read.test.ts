@@ -118,3 +118,28 @@ test("unknown extensions and missing files are clear errors", async () => {
   assert.throws(() => fileTypeOf("x.xlsx"), /unknown data file extension "\.xlsx"/);
   await assert.rejects(readRecords("/nonexistent/file.jsonl"), /file\.jsonl: data file not found/);
 });
+
+test("damaged files: hyparquet's internal errors and huge CSV column names stay out of messages", async () => {
+  const dir = tempDir();
+  // A byte inserted before the footer's length leaves hyparquet reading garbage metadata: a TypeError inside it.
+  const good = new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "text", data: ["a", "b"] }] }));
+  const at = good.length - 8;
+  const p = writeTemp(dir, "e.parquet", Uint8Array.from([...good.slice(0, at), 0xff, ...good.slice(at)]));
+  await assert.rejects(readRecords(p), (e: Error) => {
+    assert.match(e.message, /e\.parquet: not a readable Parquet file: its metadata is damaged \(or it is not Parquet\)$/);
+    assert.ok(e.cause instanceof TypeError);
+    return true;
+  });
+  const long = "x".repeat(100_000);
+  const csv = writeTemp(dir, "h.csv", `${long},${long}\n1,2\n`);
+  await assert.rejects(readRecords(csv), (e: Error) => e.message.length < 200 && /h\.csv:1: duplicate column "x{40}…"/.test(e.message));
+});
+
+test("Parquet whose schema and column chunks disagree is an error, not an unhandled rejection", async () => {
+  const bytes = new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "text", data: ["a", "b"] }] }));
+  // The schema's column name is stored before the chunk's path_in_schema; rename only the schema's.
+  const at = Buffer.from(bytes).indexOf("text");
+  bytes[at] = "T".charCodeAt(0);
+  const p = writeTemp(tempDir(), "s.parquet", bytes);
+  await assert.rejects(readRecords(p), /s\.parquet: not a readable Parquet file: row group 1 holds column "text" where the schema has "Text"/);
+});

@@ -2,7 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { expectedWeights, linearFeatures, parseGenerationConfig, parseModelConfig, readGenerationConfig, readModelConfig } from "../../sdk/io/config";
+import {
+  expectedWeights,
+  linearFeatures,
+  parseGenerationConfig,
+  parseModelConfig,
+  readGenerationConfig,
+  readJsonObject,
+  readModelConfig,
+} from "../../sdk/io/config";
 import { tempDir } from "./tmp";
 
 /** The config.json of DeepSeek-R1-Distill-Qwen-1.5B (its published values). */
@@ -199,4 +207,17 @@ test("generation_config.json: sampling fields, eos lists, absent file, bad value
   assert.equal(readGenerationConfig(dir), null);
   fs.writeFileSync(path.join(dir, "generation_config.json"), JSON.stringify({ temperature: 0.7 }));
   assert.equal(readGenerationConfig(dir)!.temperature, 0.7);
+});
+
+test("readJsonObject: a BOM is dropped; invalid UTF-8 and very deep nesting are errors naming the file", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "x.json");
+  fs.writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a": 1}')]));
+  assert.deepEqual(readJsonObject(file), { a: 1 });
+  fs.writeFileSync(file, Buffer.concat([Buffer.from('{"a": "'), Buffer.from([0xff]), Buffer.from('"}')]));
+  assert.throws(() => readJsonObject(file), /x\.json: not valid UTF-8 \(at byte 7\)/);
+  fs.writeFileSync(file, `{"a": ${"[".repeat(5000)}${"]".repeat(5000)}, "b": "[[["}`);
+  assert.throws(() => readJsonObject(file), /x\.json: JSON nested 5001 levels deep, more than the 1000 accepted/);
+  fs.writeFileSync(file, `{"a": ${"[".repeat(999)}${"]".repeat(999)}, "b": "[[[[\\"["}`);
+  assert.equal(Object.keys(readJsonObject(file)).length, 2);
 });

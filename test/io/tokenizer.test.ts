@@ -222,3 +222,23 @@ test("a chat_template.jinja file overrides tokenizer_config's template; missing 
   fs.mkdirSync(empty);
   assert.throws(() => Tokenizer.fromDir(empty), /no tokenizer.json/);
 });
+
+test("damaged tokenizer files: errors name both files, without library internals or huge token text", () => {
+  const dir = path.join(root, "damaged");
+  createTinyModel({ arch: "qwen2", out: dir, seed: 1, hiddenSize: 16, numLayers: 1, numHeads: 2, numKvHeads: 1 });
+  const tj = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer.json"), "utf8"));
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify({ ...tj, added_tokens: {} }));
+  assert.throws(
+    () => Tokenizer.fromDir(dir),
+    (e: Error) =>
+      /tokenizer\.json: cannot build the tokenizer \(with .*tokenizer_config\.json\): a field is missing or has the wrong type/.test(e.message) &&
+      e.cause instanceof TypeError,
+  );
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tj));
+  const tc = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
+  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify({ ...tc, eos_token: "y".repeat(100_000) }));
+  assert.throws(
+    () => Tokenizer.fromDir(dir),
+    (e: Error) => e.message.length < 500 && /tokenizer_config\.json: eos_token "y{40}…" is not a token of/.test(e.message),
+  );
+});

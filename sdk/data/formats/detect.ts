@@ -1,6 +1,7 @@
 /** Guesses a file's format from the fields of its first records. */
 import type { DataFormat } from "../types";
 import type { RawRecord } from "../read";
+import { clip } from "../read/json";
 import { OPENAI_TAGS, SHAREGPT_TAGS, type RoleTags } from "./columns";
 
 /** A detected format, with the message tags when it is a chat format. */
@@ -36,7 +37,7 @@ export function detectFormat(records: readonly RawRecord[], source: string): Det
   if (has("text")) return { format: "pretrain" };
   const keys = [...new Set(sample.flatMap((o) => Object.keys(o)))].slice(0, 12);
   throw new Error(
-    `${source}: cannot tell the data format from the fields {${keys.join(", ")}}; expected text+label (classification), ` +
+    `${source}: cannot tell the data format from the fields {${keys.map((k) => clip(k)).join(", ")}}; expected text+label (classification), ` +
       `instruction+output (alpaca), conversations (sharegpt), messages (openai) or text (pretrain); ` +
       `pass format and columns to say which fields mean what`,
   );

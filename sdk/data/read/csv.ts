@@ -1,6 +1,6 @@
 /** A small RFC 4180 CSV reader: header row, quoted fields with "" escapes and embedded newlines, CRLF or LF. */
 import type { DataIssue } from "../report";
-import type { ReadResult, RawRecord } from "./json";
+import { clip, type ReadResult, type RawRecord } from "./json";
 
 /** Options for CSV reading. */
 export interface CsvOptions {
@@ -26,7 +26,7 @@ export function readCsv(text: string, source: string, options: CsvOptions = {}):
   const seen = new Set<string>();
   for (const h of header) {
     if (h === "") throw new Error(`${source}:${rows[0].line}: empty column name in the CSV header`);
-    if (seen.has(h)) throw new Error(`${source}:${rows[0].line}: duplicate column "${h}" in the CSV header`);
+    if (seen.has(h)) throw new Error(`${source}:${rows[0].line}: duplicate column "${clip(h)}" in the CSV header`);
     seen.add(h);
   }
   for (const row of rows.slice(1)) {
@@ -36,7 +36,7 @@ export function readCsv(text: string, source: string, options: CsvOptions = {}):
         source,
         line: row.line,
         reason: "malformed-csv",
-        message: `expected ${header.length} fields (${header.join(", ")}), found ${row.fields.length}`,
+        message: `expected ${header.length} fields (${header.map((h) => clip(h)).join(", ")}), found ${row.fields.length}`,
       });
       continue;
     }

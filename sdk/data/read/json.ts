@@ -63,6 +63,11 @@ export function readJsonArray(text: string, source: string): ReadResult {
   return { records, issues: [] };
 }
 
+/** `s` cut to `max` characters (with "…") so that a huge field name or value cannot flood a message. */
+export function clip(s: string, max = 40): string {
+  return s.length > max ? s.slice(0, max) + "…" : s;
+}
+
 /** A short description of a JSON value's type for messages. */
 export function describe(value: unknown): string {
   if (value === null) return "null";
