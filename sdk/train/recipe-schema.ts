@@ -481,6 +481,15 @@ export const RECIPE_SCHEMA = {
     required: true,
     doc: "where the adapter, logs and checkpoints go ([outputs.md](outputs.md))",
   },
+  overwrite_output_dir: {
+    section: "length",
+    from: "HF",
+    set: "fit",
+    sdk: "overwriteOutputDir",
+    type: "boolean",
+    default: false,
+    doc: "allow an `output_dir` that holds files of something other than a tunelab run (without it such a folder is refused, so no user file is overwritten)",
+  },
   device: {
     section: "length",
     from: "tunelab",

@@ -263,9 +263,18 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
   };
 }
 
+/** Files by which a folder is recognised as a tunelab run's output_dir. */
+const RUN_FILES = /^(recipe\.yaml|run\.json|train\.log|metrics\.jsonl|adapter_config\.json|checkpoint-\d+)$/;
+
 /** Creates output_dir and writes the recipe the run follows there. */
 function prepareOutputDir(recipe: Recipe): string {
   const outputDir = path.resolve(recipe.output_dir);
+  const present = fs.existsSync(outputDir) ? fs.readdirSync(outputDir).filter((f) => !f.startsWith(".")) : [];
+  // A folder with files but none a tunelab run writes is someone else's: refuse it rather than write over it.
+  if (present.length > 0 && !present.some((f) => RUN_FILES.test(f)) && !recipe.overwrite_output_dir) {
+    const shown = present.slice(0, 5).join(", ") + (present.length > 5 ? ", ..." : "");
+    throw new Error(`output_dir ${outputDir} is not empty and holds no tunelab run (it has ${shown}); choose another folder or set overwrite_output_dir: true`);
+  }
   fs.mkdirSync(outputDir, { recursive: true });
   fs.writeFileSync(path.join(outputDir, "recipe.yaml"), recipeToYaml(recipe));
   return outputDir;

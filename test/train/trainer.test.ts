@@ -246,3 +246,20 @@ test("full and freeze fine-tuning train the model's own weights and write a mode
     assert.ok(!fs.existsSync(path.join(result.outputDir, "adapter_model.safetensors")));
   }
 });
+
+test("an output_dir holding someone else's files is refused and left as it was; overwrite_output_dir allows it", async () => {
+  const dir = path.join(tmp, "users-folder");
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, "notes.txt"), "my notes");
+  fs.writeFileSync(path.join(dir, ".hidden"), "x");
+  await assert.rejects(
+    train(ptRecipe("users-folder", { max_steps: 1 })),
+    /output_dir .*users-folder is not empty and holds no tunelab run \(it has notes\.txt\); .*overwrite_output_dir: true/,
+  );
+  assert.deepEqual(fs.readdirSync(dir).sort(), [".hidden", "notes.txt"]);
+  const result = await train(ptRecipe("users-folder", { max_steps: 1, overwrite_output_dir: true }));
+  assert.equal(result.steps, 1);
+  assert.equal(fs.readFileSync(path.join(dir, "notes.txt"), "utf8"), "my notes", "files the run does not write are kept");
+  // A folder of an earlier run is tunelab's own: a new run (or a resume) goes there without the flag.
+  assert.equal((await train(ptRecipe("users-folder", { max_steps: 1 }))).steps, 1);
+});
