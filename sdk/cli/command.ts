@@ -24,3 +24,8 @@ export function parseFlags(argv: string[]): { _: string[]; [key: string]: string
   }
   return out;
 }
+
+/** Throws on any `--key` not in `allowed`, naming it, with the command's usage. */
+export function rejectUnknownFlags(flags: ReturnType<typeof parseFlags>, allowed: ReadonlySet<string>, usage: string): void {
+  for (const key of Object.keys(flags)) if (key !== "_" && !allowed.has(key)) throw new Error(`unknown option --${key}\n${usage}`);
+}

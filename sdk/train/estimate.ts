@@ -92,7 +92,7 @@ export function peakActivationBytes(graph: Graph, dims: Record<string, number>):
   let live = graph.inputs.reduce((n, v) => n + bytes(v), 0);
   let peak = live;
   graph.nodes.forEach((node, i) => {
-    for (const out of node.outputs) if (!pinned.has(out) || !graph.inputs.includes(out)) live += bytes(out);
+    for (const out of node.outputs) live += bytes(out);
     peak = Math.max(peak, live);
     for (const v of new Set(node.inputs)) if (v && lastUse.get(v) === i && !pinned.has(v) && !graph.initializers.has(v)) live -= bytes(v);
     for (const out of node.outputs) if (!lastUse.has(out) && !pinned.has(out)) live -= bytes(out);

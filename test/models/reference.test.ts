@@ -12,16 +12,9 @@ import { compileGradStep, names } from "../../sdk/train/step";
 import type { HostTensor } from "../../sdk/runtime/session";
 import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
+import { PYTHON, pythonHas } from "../util/python";
 
-const python = "/usr/bin/python3";
-const hasTorch = (() => {
-  try {
-    execFileSync(python, ["-c", "import torch"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasTorch = pythonHas("torch");
 const script = path.join(__dirname, "../../../test/models/reference.py");
 
 const batch = {
@@ -71,7 +64,7 @@ for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", l
       attention_mask: batch.attentionMask,
       labels: batch.labels,
     };
-    const ref = JSON.parse(execFileSync(python, [script], { input: JSON.stringify(spec), encoding: "utf8" }));
+    const ref = JSON.parse(execFileSync(PYTHON, [script], { input: JSON.stringify(spec), encoding: "utf8" }));
     assert.ok(Math.abs(loss - ref.loss) < 1e-5 * Math.abs(ref.loss), `loss ${loss} vs reference ${ref.loss}`);
     assert.equal(count, 10); // labels[:, 1:] that are not -100: 6 + 4
     let worst = 0;

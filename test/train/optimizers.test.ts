@@ -8,6 +8,7 @@ import { Rng } from "../../sdk/util/random";
 import { StepEngine, StepResult } from "../../sdk/train/engine";
 import { ForwardBuilder } from "../../sdk/models/forward";
 import { OptimizerOptions } from "../../sdk/train/optimizers";
+import { PYTHON, pythonHas } from "../util/python";
 
 // loss = sum(p * c) / n over a batch of n identical rows, so dloss/dp = c exactly.
 const c = Float32Array.from([0.5, -1.5, 2, 0.25]);
@@ -120,15 +121,7 @@ test("a graph passed as a model file with external data trains exactly like one 
 // of different shapes exercise the flat update over all trainables. test/train/optim_reference.py runs the same
 // steps through PyTorch (SGD, AdamW) and Lion's published update in float64.
 
-const python = "/usr/bin/python3";
-const hasTorch = (() => {
-  try {
-    execFileSync(python, ["-c", "import torch"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasTorch = pythonHas("torch");
 const shapes: Record<string, number[]> = { a: [2, 3], b: [4] };
 const sizeOf = (name: string) => shapes[name].reduce((x, y) => x * y, 1);
 
@@ -219,7 +212,7 @@ let torchResults: { gradNorm: number; params: Record<string, number[]> }[][] | u
 /** PyTorch's results for every case, computed once (one Python start). */
 function torchReference() {
   torchResults ??= JSON.parse(
-    execFileSync(python, [path.join(__dirname, "../../../test/train/optim_reference.py")], {
+    execFileSync(PYTHON, [path.join(__dirname, "../../../test/train/optim_reference.py")], {
       input: JSON.stringify(torchCases.map((t) => ({ ...t.c, shapes }))),
       encoding: "utf8",
     }),

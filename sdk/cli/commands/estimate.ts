@@ -4,10 +4,11 @@
  */
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseFlags, type CliCommand } from "../command";
+import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
 import { readModelConfig } from "../../io/config";
 import { isPresetName, presetConfig, PRESET_NAMES } from "../../io/presets";
 import { estimateTrainingMemory, MemoryEstimateView } from "../../train/estimate";
+import { parseOption } from "../../train/recipe-check";
 
 const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16] [--gradient_checkpointing] [--memory SIZE] [--json]`;
 const FLAGS = new Set([
@@ -34,7 +35,7 @@ export const command: CliCommand = {
   summary: "will it fit? predicted peak memory of a LoRA training step, by part",
   async run(argv) {
     const flags = parseFlags(argv);
-    for (const key of Object.keys(flags)) if (key !== "_" && !FLAGS.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+    rejectUnknownFlags(flags, FLAGS, USAGE);
     if (flags.help) {
       console.log(USAGE);
       return 0;
@@ -47,9 +48,9 @@ export const command: CliCommand = {
     const memoryFlag = flags.memory ?? flags["gpu-memory"];
     const budgetBytes = memoryFlag === undefined ? os.totalmem() : parseSize(String(memoryFlag));
     const options = {
-      rank: positive(flags.rank, "rank", 16),
-      batch: positive(flags.batch, "batch", 1),
-      seq: positive(flags.seq, "seq", 512),
+      rank: flags.rank === undefined ? 16 : parseOption("lora_rank", flags.rank, "--rank"),
+      batch: flags.batch === undefined ? 1 : parseOption("per_device_train_batch_size", flags.batch, "--batch"),
+      seq: flags.seq === undefined ? 512 : parseOption("cutoff_len", flags.seq, "--seq"),
       halfPrecision: flags.fp16 === true || flags.bf16 === true,
       gradientCheckpointing: flags.gradient_checkpointing === true,
       budgetBytes,
@@ -65,13 +66,6 @@ export const command: CliCommand = {
     return estimate.fits ? 0 : 3;
   },
 };
-
-function positive(value: string | boolean | string[] | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, got "${String(value)}"`);
-  return n;
-}
 
 /** "24GiB", "24GB", "512MiB" or a number of bytes. */
 export function parseSize(text: string): number {

@@ -3,7 +3,7 @@
  * negative log-likelihood per predicted token of {"text"} rows, tokenised exactly as the model's tokenizer.json
  * does (its post-processor included, nothing added); every token after the first is predicted.
  */
-import { parseFlags, type CliCommand } from "../command";
+import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
 import { loadDataset } from "../../data/load";
 import { evaluateModel, textExamples } from "../../eval/evaluate";
 import { loadAdapter } from "../../models/lora";
@@ -18,7 +18,7 @@ export const command: CliCommand = {
   summary: "perplexity of a model (plus an optional PEFT adapter) on text data",
   async run(argv) {
     const flags = parseFlags(argv);
-    for (const key of Object.keys(flags)) if (key !== "_" && !FLAGS.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+    rejectUnknownFlags(flags, FLAGS, USAGE);
     if (flags.help) {
       console.log(USAGE);
       return 0;

@@ -1,7 +1,7 @@
 /** `tunelab model create|info`: write a random HF model folder (tiny, or a real model's preset), or describe one. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseFlags, type CliCommand } from "../command";
+import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
 import { createTinyModel, type TinyModelOptions } from "../../io/tiny";
 import { readModelConfig } from "../../io/config";
 import { assertModelOutput, readModelMarker, writeModelMarker } from "../../io/model-marker";
@@ -56,9 +56,7 @@ function stringFlag(flags: ReturnType<typeof parseFlags>, name: string): string 
 
 function create(argv: string[]): number {
   const flags = parseFlags(argv);
-  for (const key of Object.keys(flags)) {
-    if (key !== "_" && !CREATE_FLAGS.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
-  }
+  rejectUnknownFlags(flags, CREATE_FLAGS, USAGE);
   if (flags._.length > 0) throw new Error(`unexpected argument ${flags._[0]}\n${USAGE}`);
   if (flags.overwrite !== undefined && flags.overwrite !== true) throw new Error("--overwrite takes no value");
   const overwrite = flags.overwrite === true;
