@@ -147,8 +147,11 @@ async function main(): Promise<void> {
   );
   if (torch) {
     console.log(`PyTorch eager, same model and machine: ${result.torch_eager_ms_per_step} ms/step; tunelab is ${result.speedup_vs_torch}x faster`);
+    // Debian's torch reports BLAS_INFO=generic whichever BLAS the alternatives system gives it: judge by its matmul rate.
+    const slowBlas = torch.matmulGflops < result.matmul_gflops / 2;
     console.log(
-      `  (this PyTorch's BLAS is "${torch.blas}" and its 1024^3 matmul runs at ${result.torch_matmul_gflops} GFLOP/s, so part of the gap is its BLAS, not eager execution)`,
+      `  (this PyTorch's BLAS reports "${torch.blas}" and its 1024^3 matmul runs at ${result.torch_matmul_gflops} GFLOP/s` +
+        (slowBlas ? ", so part of the gap is its BLAS, not eager execution; install libopenblas0-pthread)" : ")"),
     );
   }
   console.log(JSON.stringify(result));
