@@ -10,17 +10,12 @@ import { resolveLora, type LoraSource, type LoraState } from "../models/lora";
 import type { BaseModel } from "../models/model";
 import { Device } from "../runtime/device";
 import { sessionForGraph } from "../runtime/graph-session";
-import { HostTensor, Session } from "../runtime/session";
+import { Session, type RunInput } from "../runtime/session";
+import { KvCache, type KvLayout } from "./kv-cache";
+
+export { KvCache } from "./kv-cache";
 import { Rng } from "../util/random";
 import { SamplingSettings, selectToken } from "./sampling";
-
-/** A key/value cache for `batch` rows: per layer [batch, kvHeads, length, headDim]. */
-export interface KvCache {
-  batch: number;
-  length: number;
-  keys: HostTensor[];
-  values: HostTensor[];
-}
 
 /** One pass of the model over new tokens: `inputIds` [batch][seq] with optional mask and positions. */
 export interface ForwardInputs {
@@ -119,20 +114,28 @@ export class Generator {
   private getSession(): Promise<Session> {
     if (!this.session) {
       const graph = compileGenerationGraph(this.base.config, this.base.weights, this.lora);
-      this.session = sessionForGraph(graph, { device: this.options.device, threads: this.options.threads });
+      const layers = Array.from({ length: this.base.config.numHiddenLayers }, (_, l) => l);
+      const present = [...layers.map(cacheNames.presentKey), ...layers.map(cacheNames.presentValue)];
+      this.session = sessionForGraph(graph, { device: this.options.device, threads: this.options.threads, keepOnDevice: present });
       this.session.catch(() => (this.session = null));
     }
     return this.session;
   }
 
-  /** An empty cache for `batch` rows. */
-  emptyCache(batch: number): KvCache {
-    const { numHiddenLayers: layers, numKeyValueHeads: kv, headDim } = this.base.config;
-    const empty = (): HostTensor => ({ dtype: "float32", shape: [batch, kv, 0, headDim], data: new Float32Array(0) });
-    return { batch, length: 0, keys: Array.from({ length: layers }, empty), values: Array.from({ length: layers }, empty) };
+  private get layout(): KvLayout {
+    const { numHiddenLayers: layers, numKeyValueHeads: kvHeads, headDim } = this.base.config;
+    return { layers, kvHeads, headDim };
   }
 
-  /** Runs the model over new tokens after `cache` (none: an empty one); returns the last position's logits per row. */
+  /** An empty cache for `batch` rows. */
+  emptyCache(batch: number): KvCache {
+    return KvCache.empty(batch, this.layout);
+  }
+
+  /**
+   * Runs the model over new tokens after `cache` (none: an empty one); returns the last position's logits per row and
+   * the grown cache, which replaces `cache` (a cache is extended once).
+   */
   async forward(inputs: ForwardInputs, cache: KvCache | null = null): Promise<ForwardResult> {
     const ids = inputs.inputIds;
     const batch = ids.length;
@@ -152,24 +155,30 @@ export class Generator {
     }
     const mask = inputs.attentionMask ?? ids.map(() => new Array<number>(total).fill(1));
     const positions = inputs.positionIds ?? ids.map(() => Array.from({ length: seq }, (_, i) => past.length + i));
-    const feeds: Record<string, HostTensor> = {
+    const feeds: Record<string, RunInput> = {
       input_ids: { dtype: "int64", shape: [batch, seq], data: rect(ids, seq, "inputIds") },
       attention_mask: { dtype: "int64", shape: [batch, total], data: rect(mask, total, "attentionMask (past + new tokens)") },
       [cacheNames.positionIds]: { dtype: "int64", shape: [batch, seq], data: rect(positions, seq, "positionIds") },
     };
-    past.keys.forEach((k, l) => (feeds[cacheNames.pastKey(l)] = k));
-    past.values.forEach((v, l) => (feeds[cacheNames.pastValue(l)] = v));
-    const out = await (await this.getSession()).run(feeds);
-    const logits = out.logits.data as Float32Array;
-    const layers = this.base.config.numHiddenLayers;
+    const layout = this.layout;
+    const layers = Array.from({ length: layout.layers }, (_, l) => l);
+    for (const l of layers) {
+      feeds[cacheNames.pastKey(l)] = past.input("key", l);
+      feeds[cacheNames.pastValue(l)] = past.input("value", l);
+    }
+    const session = await this.getSession();
+    // The grown cache goes straight where the next pass reads it: no copy of it through JavaScript per token.
+    const next = past.nextOutputs(total, layout, session.provider !== "cpu");
+    const present = [...layers.map(cacheNames.presentKey), ...layers.map(cacheNames.presentValue)];
+    const out = await session.runKeeping(feeds, Object.fromEntries(present.map((name, i) => [name, next.views[i]])));
+    const logits = out.host.logits.data as Float32Array;
     return {
       logits: Array.from({ length: batch }, (_, r) => logits.subarray(r * vocab, (r + 1) * vocab)),
-      cache: {
-        batch,
-        length: total,
-        keys: Array.from({ length: layers }, (_, l) => out[cacheNames.presentKey(l)]),
-        values: Array.from({ length: layers }, (_, l) => out[cacheNames.presentValue(l)]),
-      },
+      cache: past.extended(
+        total,
+        present.map((name) => out.kept[name]),
+        next.home,
+      ),
     };
   }
 
@@ -225,40 +234,45 @@ export class Generator {
     const decoded = prompts.map(() => "");
 
     let cache: KvCache | null = null;
-    let feed = { inputIds: ids, positionIds: positions };
-    for (let step = 0; step < s.maxNewTokens && finish.some((f) => f === null); step++) {
-      const result: ForwardResult = useCache
-        ? await this.forward({ ...feed, attentionMask: mask }, cache)
-        : await this.forward({ inputIds: ids, positionIds: positions, attentionMask: mask }, null);
-      cache = useCache ? result.cache : null;
-      const next: number[] = [];
-      for (let row = 0; row < batch; row++) {
-        if (finish[row] !== null) {
-          next.push(pad); // finished rows keep the batch rectangular; what they compute is never read
-          continue;
+    try {
+      let feed = { inputIds: ids, positionIds: positions };
+      for (let step = 0; step < s.maxNewTokens && finish.some((f) => f === null); step++) {
+        const result: ForwardResult = useCache
+          ? await this.forward({ ...feed, attentionMask: mask }, cache)
+          : await this.forward({ inputIds: ids, positionIds: positions, attentionMask: mask }, null);
+        if (useCache) cache = result.cache;
+        else result.cache.dispose();
+        const next: number[] = [];
+        for (let row = 0; row < batch; row++) {
+          if (finish[row] !== null) {
+            next.push(pad); // finished rows keep the batch rectangular; what they compute is never read
+            continue;
+          }
+          const token = selectToken(result.logits[row], seen[row], s, rng);
+          next.push(token);
+          if (s.eos.has(token)) {
+            finish[row] = "stop";
+            continue;
+          }
+          outputs[row].push(token);
+          seen[row].add(token);
+          opts.onToken?.(token, row);
+          if (s.stopStrings.length > 0) {
+            const before = decoded[row].length;
+            decoded[row] = this.tokenizer.decode(outputs[row]);
+            const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
+            if (s.stopStrings.some((x) => decoded[row].indexOf(x, from) >= 0)) finish[row] = "stop";
+          }
         }
-        const token = selectToken(result.logits[row], seen[row], s, rng);
-        next.push(token);
-        if (s.eos.has(token)) {
-          finish[row] = "stop";
-          continue;
+        for (let row = 0; row < batch; row++) {
+          ids[row].push(next[row]);
+          mask[row].push(1);
+          positions[row].push(positions[row][positions[row].length - 1] + 1);
         }
-        outputs[row].push(token);
-        seen[row].add(token);
-        opts.onToken?.(token, row);
-        if (s.stopStrings.length > 0) {
-          const before = decoded[row].length;
-          decoded[row] = this.tokenizer.decode(outputs[row]);
-          const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
-          if (s.stopStrings.some((x) => decoded[row].indexOf(x, from) >= 0)) finish[row] = "stop";
-        }
+        feed = { inputIds: next.map((t) => [t]), positionIds: positions.map((p) => [p[p.length - 1]]) };
       }
-      for (let row = 0; row < batch; row++) {
-        ids[row].push(next[row]);
-        mask[row].push(1);
-        positions[row].push(positions[row][positions[row].length - 1] + 1);
-      }
-      feed = { inputIds: next.map((t) => [t]), positionIds: positions.map((p) => [p[p.length - 1]]) };
+    } finally {
+      (cache as KvCache | null)?.dispose(); // frees GPU memory now rather than at garbage collection
     }
     const results = prompts.map((p, row) => ({
       tokens: outputs[row],

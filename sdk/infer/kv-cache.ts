@@ -1,0 +1,91 @@
+/**
+ * The key/value cache between generation passes, kept where onnxruntime writes it. On the CPU provider each pass
+ * writes the grown cache straight into one of two host buffers that passes alternate between (preallocated outputs);
+ * on GPU providers it stays in the provider's memory. Either way no cache byte is copied through JavaScript per token.
+ */
+import { RuntimeTensor, type HostTensor, type RunInput } from "../runtime/session";
+
+/** The cache's layout: per layer, keys and values of [batch, kvHeads, length, headDim]. */
+export interface KvLayout {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+/** Two sets of host buffers, one float32 array per cache tensor, sized for `capacity` tokens of `batch` rows. */
+class HostArena {
+  readonly sides: [Float32Array[], Float32Array[]];
+
+  constructor(
+    readonly batch: number,
+    readonly capacity: number,
+    layout: KvLayout,
+  ) {
+    const size = batch * layout.kvHeads * capacity * layout.headDim;
+    const side = () => Array.from({ length: 2 * layout.layers }, () => new Float32Array(size));
+    this.sides = [side(), side()];
+  }
+}
+
+/** Which arena and side a host cache lives in (null: GPU memory, or the empty cache). */
+type Home = { arena: HostArena; side: 0 | 1 } | null;
+
+/** A cache for `batch` rows holding `length` tokens. Extending it (one pass) consumes it: use the returned cache. */
+export class KvCache {
+  private consumed = false;
+
+  /** @internal Tensors are the layers' keys followed by their values. */
+  constructor(
+    readonly batch: number,
+    readonly length: number,
+    private readonly tensors: readonly RunInput[],
+    private readonly home: Home,
+  ) {}
+
+  /** An empty cache for `batch` rows. */
+  static empty(batch: number, layout: KvLayout): KvCache {
+    const empty = (): HostTensor => ({ dtype: "float32", shape: [batch, layout.kvHeads, 0, layout.headDim], data: new Float32Array(0) });
+    return new KvCache(batch, 0, Array.from({ length: 2 * layout.layers }, empty), null);
+  }
+
+  /** Layer `l`'s keys (`kind` "key") or values as a graph input. */
+  input(kind: "key" | "value", layer: number): RunInput {
+    this.check();
+    return this.tensors[kind === "key" ? layer : this.tensors.length / 2 + layer];
+  }
+
+  /**
+   * Where the next pass writes the cache grown to `total` tokens: a host view per tensor (CPU provider), or null
+   * where a GPU provider keeps it. The views never overlap this cache's own buffers.
+   */
+  nextOutputs(total: number, layout: KvLayout, onDevice: boolean): { views: (HostTensor | null)[]; home: Home } {
+    this.check();
+    const count = 2 * layout.layers;
+    if (onDevice) return { views: new Array<null>(count).fill(null), home: null };
+    const reuse = this.home && this.home.arena.capacity >= total ? this.home : null;
+    // Grow by doubling, so n tokens allocate O(log n) times; the old buffers are read once, as the pass's inputs.
+    const arena = reuse?.arena ?? new HostArena(this.batch, Math.max(64, 2 * total), layout);
+    const side: 0 | 1 = reuse ? ((1 - reuse.side) as 0 | 1) : 0;
+    const shape = [this.batch, layout.kvHeads, total, layout.headDim];
+    const size = shape.reduce((a, d) => a * d, 1);
+    const views = arena.sides[side].map((buffer): HostTensor => ({ dtype: "float32", shape, data: buffer.subarray(0, size) }));
+    return { views, home: { arena, side } };
+  }
+
+  /** The cache after a pass wrote `tensors`: this one is consumed (its buffers are the next pass's to overwrite). */
+  extended(total: number, tensors: readonly RunInput[], home: Home): KvCache {
+    this.dispose();
+    return new KvCache(this.batch, total, tensors, home);
+  }
+
+  /** Frees what this cache holds in GPU memory; the cache can no longer be used. */
+  dispose(): void {
+    if (this.consumed) return;
+    this.consumed = true;
+    for (const t of this.tensors) if (t instanceof RuntimeTensor) t.dispose();
+  }
+
+  private check(): void {
+    if (this.consumed) throw new Error("this KvCache was already extended or disposed: a cache is extended once; pass the one the last forward() returned");
+  }
+}
