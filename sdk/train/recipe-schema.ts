@@ -509,6 +509,15 @@ export const RECIPE_SCHEMA = {
     default: false,
     doc: "compute in float16 (meant for GPU providers) with float32 master copies of the trainable tensors and dynamic loss scaling as PyTorch's `GradScaler`: start at 65536, halve and retry the step when gradients overflow, double after 2000 good steps",
   },
+  bf16: {
+    section: "length",
+    from: "HF",
+    set: "fit",
+    sdk: "bf16",
+    type: "boolean",
+    default: false,
+    doc: "accepted from bfloat16 recipes; onnxruntime has no bfloat16 matrix kernels on cpu or webgpu, so tunelab says so once and trains in float32 (use `fp16` for 16-bit compute on webgpu and cuda)",
+  },
   gradient_checkpointing: {
     section: "length",
     from: "HF",

@@ -29,6 +29,7 @@ export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
   }
   const recipe = r as Recipe;
   if (recipe.max_steps === 0 && !(recipe.num_train_epochs > 0)) fail("num_train_epochs", "positive when max_steps is 0");
+  if (recipe.fp16 && recipe.bf16) fail("bf16", "false when fp16 is true (at most one of fp16 and bf16, as in Hugging Face)");
   return recipe;
 }
 

@@ -36,6 +36,11 @@ const FP16_ON_CPU =
   "fp16 on the cpu device: onnxruntime's CPU provider has no float16 matrix kernels, so it widens each product to float32 as it runs; " +
   "the frozen weights stay 16-bit, but steps are not faster and the peak memory is higher than in float32; fp16 is meant for webgpu and cuda";
 
+/** Said once for a bf16 recipe: no provider tunelab runs on has bfloat16 matrix kernels, so it trains in float32. */
+const BF16_FALLBACK =
+  "bf16: onnxruntime has no bfloat16 matrix kernels on cpu or webgpu, so this run trains in float32 (weights and activations twice the size of " +
+  "bfloat16, results as close to a bf16 run as float32 is); for 16-bit compute on webgpu or cuda use fp16: true";
+
 /** Options of `train` beyond the recipe. */
 export interface TrainOptions {
   callbacks?: readonly TrainerCallbacks[];
@@ -117,6 +122,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   try {
     if (resumedFrom) await events.note(`resumed from ${resumedFrom} at step ${state.globalStep}`);
     if (recipe.fp16 && recipe.device === "cpu") await events.note(FP16_ON_CPU);
+    if (recipe.bf16) await events.note(BF16_FALLBACK);
     await events.emit("onStart", {
       maxSteps: plan.maxSteps,
       numEpochs: plan.numEpochs,
