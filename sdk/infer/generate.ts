@@ -168,7 +168,7 @@ export class Generator {
     }
     const session = await this.getSession();
     // The grown cache goes straight where the next pass reads it: no copy of it through JavaScript per token.
-    const next = past.nextOutputs(total, layout, session.provider !== "cpu");
+    const next = past.nextOutputs(total, session.provider !== "cpu");
     const present = [...layers.map(cacheNames.presentKey), ...layers.map(cacheNames.presentValue)];
     const out = await session.runKeeping(feeds, Object.fromEntries(present.map((name, i) => [name, next.views[i]])));
     const logits = out.host.logits.data as Float32Array;

@@ -40,17 +40,19 @@ export class KvCache {
     readonly length: number,
     private readonly tensors: readonly RunInput[],
     private readonly home: Home,
+    readonly layout: KvLayout,
   ) {}
 
   /** An empty cache for `batch` rows. */
   static empty(batch: number, layout: KvLayout): KvCache {
     const empty = (): HostTensor => ({ dtype: "float32", shape: [batch, layout.kvHeads, 0, layout.headDim], data: new Float32Array(0) });
-    return new KvCache(batch, 0, Array.from({ length: 2 * layout.layers }, empty), null);
+    return new KvCache(batch, 0, Array.from({ length: 2 * layout.layers }, empty), null, layout);
   }
 
   /** Layer `l`'s keys (`kind` "key") or values as a graph input. */
   input(kind: "key" | "value", layer: number): RunInput {
     this.check();
+    if (!(layer >= 0 && layer < this.layout.layers)) throw new RangeError(`KvCache: layer ${layer} is outside 0..${this.layout.layers - 1}`);
     return this.tensors[kind === "key" ? layer : this.tensors.length / 2 + layer];
   }
 
@@ -58,8 +60,9 @@ export class KvCache {
    * Where the next pass writes the cache grown to `total` tokens: a host view per tensor (CPU provider), or null
    * where a GPU provider keeps it. The views never overlap this cache's own buffers.
    */
-  nextOutputs(total: number, layout: KvLayout, onDevice: boolean): { views: (HostTensor | null)[]; home: Home } {
+  nextOutputs(total: number, onDevice: boolean): { views: (HostTensor | null)[]; home: Home } {
     this.check();
+    const layout = this.layout;
     const count = 2 * layout.layers;
     if (onDevice) return { views: new Array<null>(count).fill(null), home: null };
     const reuse = this.home && this.home.arena.capacity >= total ? this.home : null;
@@ -75,7 +78,30 @@ export class KvCache {
   /** The cache after a pass wrote `tensors`: this one is consumed (its buffers are the next pass's to overwrite). */
   extended(total: number, tensors: readonly RunInput[], home: Home): KvCache {
     this.dispose();
-    return new KvCache(this.batch, total, tensors, home);
+    return new KvCache(this.batch, total, tensors, home, this.layout);
+  }
+
+  /**
+   * The cache of rows `keep` (batch indices, in order), for a batch whose other rows finished. It is copied once to
+   * new host buffers (downloaded from GPU memory first); this cache is consumed.
+   */
+  async selectRows(keep: readonly number[]): Promise<KvCache> {
+    this.check();
+    const layout = this.layout;
+    if (keep.some((r) => !Number.isInteger(r) || r < 0 || r >= this.batch))
+      throw new Error(`selectRows: rows must be in 0..${this.batch - 1}, got ${keep.join(", ")}`);
+    const arena = new HostArena(keep.length, Math.max(64, 2 * this.length), layout);
+    const per = layout.kvHeads * this.length * layout.headDim;
+    const shape = [keep.length, layout.kvHeads, this.length, layout.headDim];
+    const tensors: HostTensor[] = [];
+    for (const [i, t] of this.tensors.entries()) {
+      const src = (t instanceof RuntimeTensor ? await t.toHost() : t).data as Float32Array;
+      const out = arena.sides[0][i].subarray(0, keep.length * per);
+      keep.forEach((r, k) => out.set(src.subarray(r * per, (r + 1) * per), k * per));
+      tensors.push({ dtype: "float32", shape, data: out });
+    }
+    this.dispose();
+    return new KvCache(keep.length, this.length, tensors, { arena, side: 0 }, layout);
   }
 
   /** Frees what this cache holds in GPU memory; the cache can no longer be used. */

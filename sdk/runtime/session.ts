@@ -43,6 +43,12 @@ export class RuntimeTensor {
     return this.inner.location;
   }
 
+  /** The data as a host tensor (a download from GPU memory; host data as it is, not copied). */
+  async toHost(): Promise<HostTensor> {
+    const data = this.inner.location === "cpu" ? this.inner.data : await this.inner.getData();
+    return fromOrt(new ort.Tensor(this.inner.type, data as never, this.inner.dims as number[]));
+  }
+
   /** Frees GPU memory now (host data is left to the garbage collector). */
   dispose(): void {
     if (this.inner.location !== "cpu") this.inner.dispose();

@@ -123,6 +123,24 @@ test("the KV cache stays where onnxruntime writes it: two host buffers alternate
   await gen.release();
 });
 
+test("a batch's cache cut to some rows continues exactly as those rows' own caches", async () => {
+  const model = tinyModel("kv-select", { arch: "llama" });
+  const gen = new Generator(model);
+  const both = await gen.forward({
+    inputIds: [
+      [5, 6, 7],
+      [8, 9, 10],
+    ],
+  });
+  const cut = await both.cache.selectRows([1]);
+  assert.throws(() => both.cache.input("key", 0), /already extended/);
+  assert.throws(() => cut.input("key", 5), RangeError);
+  const after = await gen.forward({ inputIds: [[11]] }, cut);
+  const alone = await gen.forward({ inputIds: [[11]] }, (await gen.forward({ inputIds: [[8, 9, 10]] })).cache);
+  assert.ok(maxAbsDiff(after.logits[0], alone.logits[0]) < 1e-5);
+  await gen.release();
+});
+
 const hasVulkan = existsSync("/usr/share/vulkan/icd.d") && readdirSync("/usr/share/vulkan/icd.d").length > 0;
 
 test(
