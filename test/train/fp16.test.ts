@@ -69,6 +69,36 @@ test("bf16 says once that it trains in float32 and gives the float32 run's losse
   );
 });
 
+test(
+  "webgpu trains LoRA on every linear of a two-layer model (28 trainable tensors) as the cpu does",
+  { skip: hasVulkan ? false : "no Vulkan driver installed" },
+  async () => {
+    // One Split per update with more outputs than a shader's storage buffers failed on webgpu; the update now splits in a tree.
+    const deep = path.join(tmp, "two-layers");
+    createTinyModel({ arch: "qwen2", out: deep, seed: 2, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, initStd: 0.2 });
+    const run = async (device: "cpu" | "webgpu") => {
+      const recipe = resolveRecipe({
+        model_name_or_path: deep,
+        dataset_path: path.join(root, "data/arithmetic.txt"),
+        output_dir: path.join(tmp, `all-linear-${device}`),
+        stage: "pt",
+        learning_rate: 1e-2,
+        warmup_steps: 0,
+        max_steps: 3,
+        per_device_train_batch_size: 8,
+        save_steps: 0,
+        lora_rank: 4,
+        lora_target: "all",
+        device,
+      });
+      return (await train(recipe)).history.map((h) => h.loss);
+    };
+    const cpu = await run("cpu");
+    const gpu = await run("webgpu");
+    cpu.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-4 * l, `step ${i + 1}: webgpu ${gpu[i]} vs cpu ${l}`));
+  },
+);
+
 test("fp16 overflow lowers the loss scale and retries the step instead of stopping", async () => {
   // Weights of std 1 give float16 gradients that overflow at the initial scale of 65536.
   const big = path.join(tmp, "big-weights");
