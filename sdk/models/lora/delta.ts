@@ -43,12 +43,22 @@ export function adaptedLinear(b: Builder, layer: LinearParts, m: LoraModule, lor
  * DoRA's term (PEFT's DoraLinearLayer.forward): with s = m / ||W + scaling * B @ A|| per output row, the norm
  * detached (DoRA paper section 4.3), it is (s - 1) * base + s * scaling * B(A(x')), where x' is dropout(x) and
  * base = x' W^T. Without dropout, base is the layer's own output less its bias, as PEFT reuses it; with dropout
- * PEFT recomputes it on the dropped-out input, and so does this.
+ * PEFT recomputes it on the dropped-out input, and so does this. `norm` defaults to doraWeightNorm of the layer's
+ * weight and this A and B.
  */
-export function doraDelta(b: Builder, layer: LinearParts, a: Value, bMat: Value, magnitude: Value, m: LoraModule, dropout: DropoutContext | null, salt: number): Value {
+export function doraDelta(
+  b: Builder,
+  layer: LinearParts,
+  a: Value,
+  bMat: Value,
+  magnitude: Value,
+  m: LoraModule,
+  dropout: DropoutContext | null,
+  salt: number,
+  norm: Value = doraWeightNorm(b, layer.weight(), a, bMat, m.scaling),
+): Value {
   const { x } = layer;
   const w = layer.weight();
-  const norm = doraWeightNorm(b, w, a, bMat, m.scaling);
   const scale = b.cast(b.div(b.cast(magnitude, norm.dtype), norm), x.dtype); // [out]
   const dropped = dropout !== null && dropout.p > 0;
   const xin = dropped ? b.dropout(x, hashKeepMask(b, x, dropout.seed, salt, dropout.p), dropout.p) : x;
