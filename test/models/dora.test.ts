@@ -5,6 +5,7 @@
  * initialisation, the adapter files, merging, generation, and a short training run that learns and resumes exactly.
  */
 import { after, test } from "node:test";
+import { existsSync, readdirSync } from "node:fs";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -42,6 +43,7 @@ import { train, type TrainResult } from "../../sdk/train/trainer";
 import { HostTensor, Session } from "../../sdk/runtime/session";
 import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
+import { ds } from "../../sdk";
 import { gradCheck } from "../graph/gradcheck";
 import { PYTHON, pythonHas } from "../util/python";
 
@@ -423,6 +425,7 @@ function doraRecipe(out: string, extra: Partial<RecipeInput> = {}) {
 test("use_dora: true trains through fit's trainer: the loss falls, the magnitudes move, and an interrupted run resumes bit for bit", async () => {
   const whole: TrainResult = await train(doraRecipe("whole"));
   const losses = whole.history.map((h) => h.loss);
+  console.log(`DoRA training losses: ${losses.map((l) => l.toFixed(3)).join(" ")}`);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   assert.ok(mean(losses.slice(-3)) < 0.5 * mean(losses.slice(0, 3)), `loss falls: ${losses.map((l) => l.toFixed(3)).join(" ")}`);
   const adapter = loadAdapter(whole.outputDir);
@@ -440,4 +443,27 @@ test("use_dora: true trains through fit's trainer: the loss falls, the magnitude
   assert.deepEqual([...first.history, ...rest.history], whole.history);
   const bytes = (r: TrainResult) => fs.readFileSync(path.join(r.outputDir, "adapter_model.safetensors"));
   assert.ok(bytes(rest).equals(bytes(whole)), "the resumed run's adapter is the uninterrupted run's, byte for byte");
+});
+
+const hasVulkan = existsSync("/usr/share/vulkan/icd.d") && readdirSync("/usr/share/vulkan/icd.d").length > 0;
+
+test("DoRA trains on webgpu as on cpu, in float32 and float16", { skip: hasVulkan ? false : "no Vulkan driver installed" }, async () => {
+  process.env.XDG_RUNTIME_DIR ??= "/tmp/xdg-0";
+  // q/v/down only: the step graph's Split of all trainables into outputs stays within lavapipe's 16 storage buffers.
+  const run = async (name: string, extra: Partial<RecipeInput>) =>
+    (await train(doraRecipe(name, { max_steps: 5, save_steps: 0, lora_target: "q_proj,v_proj,down_proj", ...extra }))).history.map((h) => h.loss);
+  const cpu = await run("cpu", {});
+  const gpu = await run("webgpu", { device: "webgpu" });
+  const gpu16 = await run("webgpu-fp16", { device: "webgpu", fp16: true });
+  for (let i = 0; i < cpu.length; i++) {
+    assert.ok(Math.abs(gpu[i] - cpu[i]) <= 1e-4 * cpu[i], `step ${i + 1}: webgpu ${gpu[i]} vs cpu ${cpu[i]}`);
+    assert.ok(Math.abs(gpu16[i] - cpu[i]) <= 2e-2 * cpu[i], `step ${i + 1}: webgpu float16 ${gpu16[i]} vs cpu ${cpu[i]}`);
+  }
+  assert.ok(cpu.at(-1)! < cpu[0], "the loss falls");
+});
+
+test("the fluent plan's .lora({ dora: true }) is the recipe's use_dora", () => {
+  const plan = ds.load(path.join(repo, "data/support_tickets.jsonl")).lora({ rank: 8, dora: true });
+  assert.equal(plan.toRecipe(trainModel).use_dora, true);
+  assert.equal(ds.load(path.join(repo, "data/support_tickets.jsonl")).lora({ rank: 8 }).toRecipe(trainModel).use_dora, false);
 });

@@ -78,6 +78,9 @@ export function loraTrainables(
     if (existing && (existing.rank !== m.rank || existing.inFeatures !== m.inFeatures || existing.outFeatures !== m.outFeatures)) {
       throw new Error(`adapter's ${m.path} is rank ${existing.rank} [${existing.outFeatures}x${existing.inFeatures}], expected rank ${m.rank} [${m.outFeatures}x${m.inFeatures}]`);
     }
+    if (existing?.magnitude && !m.dora) {
+      throw new Error(`adapter's ${m.path} is DoRA (it has a lora_magnitude_vector) but this LoRA config does not use DoRA; set use_dora: true to continue it`);
+    }
     const bound = 1 / Math.sqrt(m.inFeatures);
     const a = existing?.A ?? Float32Array.from({ length: m.rank * m.inFeatures }, () => (rng.next() * 2 - 1) * bound);
     const bInit = existing?.B ?? new Float32Array(m.outFeatures * m.rank);
