@@ -422,7 +422,7 @@ function doraRecipe(out: string, extra: Partial<RecipeInput> = {}) {
   });
 }
 
-test("use_dora: true trains through fit's trainer: the loss falls, the magnitudes move, and an interrupted run resumes bit for bit", async () => {
+test("use_dora: true trains through fit's trainer: the loss falls, the magnitudes move, gradient checkpointing changes nothing, and an interrupted run resumes bit for bit", async () => {
   const whole: TrainResult = await train(doraRecipe("whole"));
   const losses = whole.history.map((h) => h.loss);
   console.log(`DoRA training losses: ${losses.map((l) => l.toFixed(3)).join(" ")}`);
@@ -435,6 +435,10 @@ test("use_dora: true trains through fit's trainer: the loss falls, the magnitude
     const start = doraRowNorms(model.weights.get(`${modulePath}.weight`).data, w.A, new Float32Array(w.B.length), w.rank, w.inFeatures, w.outFeatures, 0);
     assert.ok(w.magnitude!.some((v, o) => Math.abs(v - start[o]) > 1e-4), `${modulePath}: magnitude trained`);
   }
+
+  // Gradient checkpointing recomputes each layer (the detached norm included) in the backward pass: the same steps.
+  const recomputed = await train(doraRecipe("recomputed", { gradient_checkpointing: true, max_steps: 4, save_steps: 0 }));
+  recomputed.history.forEach((h, i) => assert.ok(Math.abs(h.loss - whole.history[i].loss) <= 1e-6 * h.loss, `step ${i + 1}: ${h.loss} vs ${whole.history[i].loss}`));
 
   const stop = new AbortController();
   const first = await train(doraRecipe("resumed"), { signal: stop.signal, callbacks: [{ onStep: (e) => (e.step === 4 ? stop.abort() : undefined) }] });
