@@ -249,6 +249,15 @@ export const RECIPE_SCHEMA = {
     doc: "`all` (or PEFT's `all-linear`: every linear layer, `q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj`) or a comma-separated list of those names; another name is an error",
   },
   use_rslora: { section: "lora", from: "LF", set: "lora", sdk: "rslora", type: "boolean", default: false, doc: "rank-stabilised scaling alpha / √r" },
+  use_dora: {
+    section: "lora",
+    from: "LF",
+    set: "lora",
+    sdk: "dora",
+    type: "boolean",
+    default: false,
+    doc: "DoRA (weight-decomposed LoRA, as PEFT): each adapted linear also trains a magnitude per output row, saved as PEFT's `lora_magnitude_vector`",
+  },
 
   optim: {
     section: "optim",

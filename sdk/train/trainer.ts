@@ -245,7 +245,7 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
   const lora = recipe.finetuning_type === "lora";
   const modules = lora ? loraModules(model.config, loraConfig) : [];
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
-  const trainable = lora ? loraTrainables(modules, recipe.seed, from) : weightTrainables(model, recipe);
+  const trainable = lora ? loraTrainables(modules, recipe.seed, from, model.weights) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
   const weights = model.weights.as(recipe.fp16 ? "float16" : "float32");
   const ctx = { config: model.config, weights, lora: modules, loraDropout: recipe.lora_dropout, gradientCheckpointing: recipe.gradient_checkpointing };
