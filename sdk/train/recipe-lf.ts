@@ -46,8 +46,15 @@ export function readLfConventions(input: Record<string, unknown>, source: string
     say("packing: unset; LLaMA-Factory packs stage pt data by default, tunelab packs only with packing: true (write it to match LF)");
   }
 
+  // With early stopping tunelab restores the best adapter at the end: what load_best_model_at_end asks for.
+  if (r.load_best_model_at_end === true && typeof r.early_stopping_steps === "number" && r.early_stopping_steps > 0) delete r.load_best_model_at_end;
+
   for (const key of Object.keys(r)) {
-    if (optionSpec(key) || IGNORED_KEYS.includes(key)) continue;
+    if (optionSpec(key)) continue;
+    if (IGNORED_KEYS.includes(key)) {
+      delete r[key]; // accepted, no effect, nothing to say (do_train)
+      continue;
+    }
     if (!LF_KEYS[key]) throw new Error(`${source}: unknown option "${key}" (neither a tunelab option nor a LLaMA-Factory key; see docs/recipes.md)`);
     const m = lfKeyMessage(key, r[key]);
     if (m?.kind === "refuse") refuse(m.text);
