@@ -75,7 +75,8 @@ function findModel(recipe: Recipe, exportDir: string | null, adapterDir: string 
     }
   }
   if (adapterDir) {
-    const m = (JSON.parse(fs.readFileSync(path.join(adapterDir, "adapter_config.json"), "utf8")) as { base_model_name_or_path?: unknown }).base_model_name_or_path;
+    const m = (JSON.parse(fs.readFileSync(path.join(adapterDir, "adapter_config.json"), "utf8")) as { base_model_name_or_path?: unknown })
+      .base_model_name_or_path;
     if (typeof m === "string") {
       if (fs.existsSync(m)) return m;
       tried.push(m);

@@ -49,9 +49,7 @@ export function runSource(dir: string): RunSource {
   const has = (f: string) => fs.existsSync(path.join(dir, f));
   if (TUNELAB_FILES.some(has)) return "tunelab";
   if (LF_FILES.some(has) || newestCheckpoint(dir, "trainer_state.json")) return "llamafactory";
-  throw new Error(
-    `${dir}: not a training output folder: it has none of tunelab's ${TUNELAB_FILES.join(", ")} or LLaMA-Factory's ${LF_FILES.join(", ")}`,
-  );
+  throw new Error(`${dir}: not a training output folder: it has none of tunelab's ${TUNELAB_FILES.join(", ")} or LLaMA-Factory's ${LF_FILES.join(", ")}`);
 }
 
 function readJson(file: string): unknown {
@@ -174,10 +172,13 @@ function readTunelabLogs(dir: string): RunLogData {
   const results: Record<string, number> = {};
   if (fs.existsSync(path.join(dir, "run.json"))) {
     readFrom.push("run.json");
-    const run = readJson(path.join(dir, "run.json")) as { result?: { steps?: number; val?: Record<string, number> | null; test?: Record<string, number> | null } };
+    const run = readJson(path.join(dir, "run.json")) as {
+      result?: { steps?: number; val?: Record<string, number> | null; test?: Record<string, number> | null };
+    };
     steps = num(run.result?.steps) ?? steps;
     totalSteps = steps;
-    for (const part of ["val", "test"] as const) for (const [k, v] of Object.entries(run.result?.[part] ?? {})) if (num(v) !== undefined) results[`${part}_${k}`] = v;
+    for (const part of ["val", "test"] as const)
+      for (const [k, v] of Object.entries(run.result?.[part] ?? {})) if (num(v) !== undefined) results[`${part}_${k}`] = v;
   }
   const adapterDir = fs.existsSync(path.join(dir, "adapter_config.json")) ? dir : null;
   return { source: "tunelab", dir, readFrom, history, evals, results, steps, totalSteps, adapterDir };
@@ -239,7 +240,8 @@ export class RunLogs implements Displayable {
 
   [JUPYTER_DISPLAY](opts: DisplayOptions = {}): MimeBundle {
     const rows = this.rows();
-    const plot = this.data.history.length + this.data.evals.length > 0 ? plotlyHtml(this.figure(), { inlinePlotly: opts.inlinePlotly ?? true, height: "320px" }) : "";
+    const plot =
+      this.data.history.length + this.data.evals.length > 0 ? plotlyHtml(this.figure(), { inlinePlotly: opts.inlinePlotly ?? true, height: "320px" }) : "";
     return { "text/plain": textTable(["run", ""], rows), "text/html": htmlTable(["run", ""], rows) + plot };
   }
 }

@@ -4,7 +4,10 @@ import { augmentOptions, recipeAugmentOf } from "./recipe-augment";
 import type { Recipe, RecipeInput } from "./recipe-schema";
 
 /** The data keys of a recipe (seed too, when a split sets it). */
-export type RecipeData = Pick<RecipeInput, "dataset_path" | "dataset" | "eval_dataset" | "max_samples" | "formatting" | "val_size" | "test_size" | "augment"> & {
+export type RecipeData = Pick<
+  RecipeInput,
+  "dataset_path" | "dataset" | "eval_dataset" | "max_samples" | "formatting" | "val_size" | "test_size" | "augment"
+> & {
   seed?: number;
 };
 
@@ -46,7 +49,8 @@ export function recipeDataOf(steps: readonly DataStep[]): RecipeData {
         const load = steps[0];
         const samePath = load.op === "load" && JSON.stringify(load.path) === JSON.stringify(step.path);
         if (!samePath || !step.options.dataset) fail("a recipe's eval_dataset names entries of the same dataset_info.json as dataset");
-        if (step.options.columns || step.options.tags || step.options.fileType || step.options.onInvalid) fail("columns, tags, fileType and onInvalid are not recipe options");
+        if (step.options.columns || step.options.tags || step.options.fileType || step.options.onInvalid)
+          fail("columns, tags, fileType and onInvalid are not recipe options");
         out.eval_dataset = step.options.dataset;
         break;
       }

@@ -39,7 +39,13 @@ const TRACK = "tunelab logs to train.log, metrics.jsonl and TensorBoard event fi
 const LOADER = "a PyTorch DataLoader/preprocessing setting; tunelab reads and tokenises in-process, the rows are the same";
 
 const n = (args: LfArgs, why: string, off?: readonly unknown[]): LfKeyRule => ({ args, kind: "notice", why, ...(off ? { off } : {}) });
-const r = (args: LfArgs, why: string, instead: string, off?: readonly unknown[]): LfKeyRule => ({ args, kind: "refuse", why, instead, ...(off ? { off } : {}) });
+const r = (args: LfArgs, why: string, instead: string, off?: readonly unknown[]): LfKeyRule => ({
+  args,
+  kind: "refuse",
+  why,
+  instead,
+  ...(off ? { off } : {}),
+});
 const F = [false] as const;
 
 /** Every LF key that is not a recipe option. */
@@ -257,7 +263,11 @@ export const LF_KEYS: Readonly<Record<string, LfKeyRule>> = {
   fp8_backend: n("training", "used only with fp8"),
   fp8_enable_fsdp_float8_all_gather: n("training", "used only with fp8"),
   lr_scheduler_kwargs: r("training", "scheduler arguments are not supported", "use lr_scheduler_type with warmup_steps or warmup_ratio"),
-  optim_args: r("training", "optimizer arguments beyond the recipe's are not supported", "use the optimizer options (adam_beta1, adam_beta2, adam_epsilon, weight_decay, momentum)"),
+  optim_args: r(
+    "training",
+    "optimizer arguments beyond the recipe's are not supported",
+    "use the optimizer options (adam_beta1, adam_beta2, adam_epsilon, weight_decay, momentum)",
+  ),
   optim_target_modules: n("training", "used only by the GaLore and APOLLO optimizers"),
   average_tokens_across_devices: n("training", "one device: the loss is already the mean over all tokens of the optimizer step", [true]),
   label_smoothing_factor: r("training", "label smoothing is not supported", "leave it 0", [0]),
@@ -304,7 +314,12 @@ export const LF_KEYS: Readonly<Record<string, LfKeyRule>> = {
   hub_strategy: n("training", HUB, ["every_save"]),
   hub_always_push: n("training", HUB, F),
   hub_revision: n("training", HUB),
-  load_best_model_at_end: r("training", "tunelab restores the best adapter only with early stopping", "set early_stopping_steps (patience) with eval_steps and val_size", F),
+  load_best_model_at_end: r(
+    "training",
+    "tunelab restores the best adapter only with early stopping",
+    "set early_stopping_steps (patience) with eval_steps and val_size",
+    F,
+  ),
   metric_for_best_model: r("training", "tunelab's best step is the lowest validation loss", "leave it unset (or loss)", ["loss", "eval_loss"]),
   greater_is_better: n("training", "the best step is the lowest validation loss", F),
   ignore_data_skip: n("training", "a resumed run continues with exactly the batches it would have seen", F),

@@ -72,7 +72,8 @@ function strategies(r: Record<string, unknown>, say: (s: string) => void, refuse
     if (v === undefined) continue;
     delete r[key];
     if (v === "no") {
-      if (typeof r.eval_steps === "number" && r.eval_steps > 0) say(`${key}: "no" turns eval_steps off; tunelab still evaluates the validation split once at the end`);
+      if (typeof r.eval_steps === "number" && r.eval_steps > 0)
+        say(`${key}: "no" turns eval_steps off; tunelab still evaluates the validation split once at the end`);
       r.eval_steps = 0;
     } else if (v === "steps") {
       // transformers: eval_steps defaults to logging_steps.
@@ -143,7 +144,15 @@ function adapterShape(dir: string): AdapterShape {
 }
 
 const sameTargets = (a: string, b: string) => {
-  const set = (s: string) => (s.trim() === "all-linear" ? "all" : s.split(",").map((x) => x.trim()).filter(Boolean).sort().join(","));
+  const set = (s: string) =>
+    s.trim() === "all-linear"
+      ? "all"
+      : s
+          .split(",")
+          .map((x) => x.trim())
+          .filter(Boolean)
+          .sort()
+          .join(",");
   return set(a) === set(b);
 };
 
@@ -172,7 +181,8 @@ export function continueAdapter(r: Record<string, unknown>, source: string): voi
     if (fromAdapter === undefined) continue;
     if (key === "use_dora" && !optionSpec("use_dora")) continue; // DoRA adapters are refused when loaded
     const written = r[key];
-    const agrees = written === undefined || (key === "lora_target" ? typeof written === "string" && sameTargets(written, fromAdapter as string) : written === fromAdapter);
+    const agrees =
+      written === undefined || (key === "lora_target" ? typeof written === "string" && sameTargets(written, fromAdapter as string) : written === fromAdapter);
     if (!agrees) {
       throw new Error(
         `${source}: ${key} is ${shown(written)} but the adapter being continued has ${peftName[key]} = ${shown(fromAdapter)} (${file}); ` +

@@ -73,7 +73,7 @@ export const RECIPE_SCHEMA = {
     set: "fit",
     sdk: "adapterNameOrPath",
     type: "path",
-    doc: "start from this PEFT adapter folder (its rank and targets must match the LoRA options; a classification head is taken too)",
+    doc: "continue training this PEFT adapter folder: as in LF its `adapter_config.json` decides rank, alpha, dropout, targets and rsLoRA (a `lora_*` key that disagrees is an error naming both values); a classification head is taken too",
   },
   stage: {
     section: "model",

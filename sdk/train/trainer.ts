@@ -239,7 +239,8 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
   // Continuing an adapter, its own config decides the LoRA layers (rank/alpha patterns and regex targets included),
   // as in LLaMA-Factory; resolveRecipe has already put its r, alpha, dropout and targets in the recipe.
-  const loraConfig = from && lora ? { ...from.config, baseModelNameOrPath: recipe.model_name_or_path, inferenceMode: true } : loraConfigOf(recipe, cls ? numLabels : null);
+  const loraConfig =
+    from && lora ? { ...from.config, baseModelNameOrPath: recipe.model_name_or_path, inferenceMode: true } : loraConfigOf(recipe, cls ? numLabels : null);
   const modules = lora ? loraModules(model.config, loraConfig) : [];
   const trainable = lora ? loraTrainables(modules, recipe.seed, from) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));

@@ -46,7 +46,10 @@ test("an adapter (r 8, o_proj and v_proj) continues without lora_* keys: its con
   for (const [name, w] of Object.entries(before.lora)) {
     const b = after_.lora[name];
     const maxDiff = Math.max(...w.B.map((v, i) => Math.abs(v - b.B[i])));
-    assert.ok(w.B.some((v) => v !== 0), `${name}: the first run trained B away from zero`);
+    assert.ok(
+      w.B.some((v) => v !== 0),
+      `${name}: the first run trained B away from zero`,
+    );
     assert.ok(maxDiff < 1e-5, `${name}: B moved by ${maxDiff}`);
   }
 });
@@ -54,8 +57,12 @@ test("an adapter (r 8, o_proj and v_proj) continues without lora_* keys: its con
 test("recipe lora_* keys that disagree with the adapter are an error naming both values", async () => {
   const dir = path.join(tmp, "r4");
   await train(resolveRecipe({ ...base, max_steps: 1, output_dir: dir, lora_rank: 4, lora_target: "q_proj", use_rslora: true, learning_rate: 1e-3 }));
-  const cont = (extra: Partial<RecipeInput>) => () => resolveRecipe({ ...base, output_dir: path.join(tmp, "c"), adapter_name_or_path: dir, ...extra }, "cont.yaml");
-  assert.throws(cont({ lora_rank: 16 }), /cont\.yaml: lora_rank is 16 but the adapter being continued has r = 4 \(.*r4\/adapter_config\.json\); .*remove lora_rank or make it 4/);
+  const cont = (extra: Partial<RecipeInput>) => () =>
+    resolveRecipe({ ...base, output_dir: path.join(tmp, "c"), adapter_name_or_path: dir, ...extra }, "cont.yaml");
+  assert.throws(
+    cont({ lora_rank: 16 }),
+    /cont\.yaml: lora_rank is 16 but the adapter being continued has r = 4 \(.*r4\/adapter_config\.json\); .*remove lora_rank or make it 4/,
+  );
   assert.throws(cont({ lora_target: "all" }), /lora_target is "all" but the adapter being continued has target_modules = "q_proj"/);
   assert.throws(cont({ use_rslora: false }), /use_rslora is false but the adapter being continued has use_rslora = true/);
   assert.throws(cont({ lora_alpha: 99 }), /lora_alpha is 99 but the adapter being continued has lora_alpha = 8/);

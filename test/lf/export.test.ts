@@ -54,7 +54,19 @@ const recipe = resolveRecipe({
 });
 
 /** Keys that say where things are (or the local device), not what is trained: compared by content below instead. */
-const WHERE = ["dataset_path", "dataset", "dataset_dir", "eval_dataset", "formatting", "val_size", "test_size", "augment", "max_samples", "output_dir", "device"];
+const WHERE = [
+  "dataset_path",
+  "dataset",
+  "dataset_dir",
+  "eval_dataset",
+  "formatting",
+  "val_size",
+  "test_size",
+  "augment",
+  "max_samples",
+  "output_dir",
+  "device",
+];
 const meaning = (r: Recipe) => Object.fromEntries(Object.entries(r).filter(([k]) => !WHERE.includes(k)));
 
 /** readRecipe from inside the export folder, as LLaMA-Factory's launcher runs there. */
@@ -75,7 +87,11 @@ test("round trip: tunelab recipe -> LF YAML -> read back by tunelab -> the same 
   const result = await exportLlamaFactory(recipe, { out });
   const { recipe: back, notices } = readBack(out);
   assert.deepEqual(meaning(back), meaning(recipe));
-  assert.deepEqual(notices.map((l) => l.replace(/^llamafactory\.yaml: /, "").split(":")[0]), ["plot_loss"], "only plot_loss (LF draws a PNG) has no effect here");
+  assert.deepEqual(
+    notices.map((l) => l.replace(/^llamafactory\.yaml: /, "").split(":")[0]),
+    ["plot_loss"],
+    "only plot_loss (LF draws a PNG) has no effect here",
+  );
   // Same rows: train (with the augmented copies) and val come back from data/, test is held out beside them.
   const original = await loadSplits(recipe);
   const again = await loadSplits(back);
@@ -84,8 +100,14 @@ test("round trip: tunelab recipe -> LF YAML -> read back by tunelab -> the same 
   assert.deepEqual(content(again.val.rows), content(original.val.rows));
   assert.equal(again.test.length, 0, "the LF job never sees the test rows");
   assert.deepEqual(result.rows, { train: original.train.length, val: original.val.length, test: original.test.length });
-  assert.ok(original.train.rows.some((r) => r.provenance.augmented), "augmented rows were exported");
-  const test_ = fs.readFileSync(path.join(out, "data", "test.jsonl"), "utf8").trim().split("\n");
+  assert.ok(
+    original.train.rows.some((r) => r.provenance.augmented),
+    "augmented rows were exported",
+  );
+  const test_ = fs
+    .readFileSync(path.join(out, "data", "test.jsonl"), "utf8")
+    .trim()
+    .split("\n");
   assert.equal(test_.length, original.test.length);
   // The YAML is valid YAML 1.1 for PyYAML: no exponent without a dot.
   const yamlText = fs.readFileSync(path.join(out, "llamafactory.yaml"), "utf8");
@@ -146,7 +168,10 @@ test("the PyTorchJob validates against Kubeflow's PyTorchJob schema and Kubernet
   const { PodTemplateSpec } = await importEsm("kubernetes-models/v1/PodTemplateSpec");
   const specs = manifest.spec.pytorchReplicaSpecs;
   let pods = 0;
-  for (const [type, spec] of Object.entries(specs) as [string, { replicas: number; template: { spec: { containers: { name: string; resources: { limits: Record<string, number> } }[] } } }][]) {
+  for (const [type, spec] of Object.entries(specs) as [
+    string,
+    { replicas: number; template: { spec: { containers: { name: string; resources: { limits: Record<string, number> } }[] } } },
+  ][]) {
     new PodTemplateSpec(spec.template).validate();
     pods += spec.replicas;
     const c = spec.template.spec.containers[0];
@@ -160,7 +185,9 @@ test("the PyTorchJob validates against Kubeflow's PyTorchJob schema and Kubernet
   bad.spec.pytorchReplicaSpecs.Master.restartPolicy = "Sometimes";
   assert.equal(validate(bad), false);
   assert.deepEqual(validate.errors!.map((e) => e.keyword).sort(), ["enum", "enum", "propertyNames"].sort());
-  const badPod = pyTorchJob({ yaml: "x.yaml", nodes: 1, gpusPerNode: 1, name: "n", image: "i" }) as { spec: { pytorchReplicaSpecs: { Master: { template: { spec: { containers: { name: unknown }[] } } } } } };
+  const badPod = pyTorchJob({ yaml: "x.yaml", nodes: 1, gpusPerNode: 1, name: "n", image: "i" }) as {
+    spec: { pytorchReplicaSpecs: { Master: { template: { spec: { containers: { name: unknown }[] } } } } };
+  };
   badPod.spec.pytorchReplicaSpecs.Master.template.spec.containers[0].name = 5;
   assert.throws(() => new PodTemplateSpec(badPod.spec.pytorchReplicaSpecs.Master.template).validate(), /name must be string/);
 });
@@ -173,7 +200,10 @@ test("batches over GPUs, and recipes LF cannot run the same way, are said plainl
   await assert.rejects(exportLlamaFactory(cls, { out: path.join(tmp, "cls") }), /stage cls \(sequence classification\) has no LLaMA-Factory stage/);
   assert.equal(fs.existsSync(path.join(tmp, "cls")), false, "nothing written");
   await assert.rejects(exportLlamaFactory(recipe, { out: path.join(tmp, "job1") }), /is not empty; choose a new folder or pass --overwrite/);
-  await assert.rejects(exportLlamaFactory(recipe, { out: path.join(tmp, "j"), deepspeed: "zero4" as never }), /--deepspeed must be zero2, zero3, zero3-offload/);
+  await assert.rejects(
+    exportLlamaFactory(recipe, { out: path.join(tmp, "j"), deepspeed: "zero4" as never }),
+    /--deepspeed must be zero2, zero3, zero3-offload/,
+  );
 });
 
 function writeRecipeFile(): string {

@@ -34,10 +34,26 @@ export function writeLfDataDir(dir: string): string {
     { instruction: "Count to three.", input: "", output: "1, 2, 3" },
     { instruction: "Double the number.", input: "4", output: "8" },
   ]);
-  write("c4_demo.jsonl", ["The cat sat on the mat.", "Two plus two is four.", "Rain falls in spring.", "A short text to learn from."].map((t) => JSON.stringify({ text: t })).join("\n") + "\n");
+  write(
+    "c4_demo.jsonl",
+    ["The cat sat on the mat.", "Two plus two is four.", "Rain falls in spring.", "A short text to learn from."]
+      .map((t) => JSON.stringify({ text: t }))
+      .join("\n") + "\n",
+  );
   write("chat_demo.json", [
-    { dialog: [{ who: "asker", said: "ping" }, { who: "bot", said: "pong" }], sys: "Answer in one word." },
-    { dialog: [{ who: "asker", said: "ding" }, { who: "bot", said: "dong" }] },
+    {
+      dialog: [
+        { who: "asker", said: "ping" },
+        { who: "bot", said: "pong" },
+      ],
+      sys: "Answer in one word.",
+    },
+    {
+      dialog: [
+        { who: "asker", said: "ding" },
+        { who: "bot", said: "dong" },
+      ],
+    },
   ]);
   fs.mkdirSync(path.join(dir, "parts"), { recursive: true });
   fs.writeFileSync(path.join(dir, "parts", "b.jsonl"), JSON.stringify({ instruction: "second file", output: "B" }) + "\n");
@@ -53,7 +69,12 @@ export function writeLfDataDir(dir: string): string {
       tags: { role_tag: "who", content_tag: "said", user_tag: "asker", assistant_tag: "bot" },
     },
     parts_demo: { file_name: "parts" },
-    dpo_en_demo: { file_name: "dpo_en_demo.json", ranking: true, formatting: "sharegpt", columns: { messages: "conversations", chosen: "chosen", rejected: "rejected" } },
+    dpo_en_demo: {
+      file_name: "dpo_en_demo.json",
+      ranking: true,
+      formatting: "sharegpt",
+      columns: { messages: "conversations", chosen: "chosen", rejected: "rejected" },
+    },
     hub_demo: { hf_hub_url: "someone/some-dataset" },
   });
   return dir;
@@ -120,6 +141,9 @@ export function lfPretrainRecipe(paths: { model: string; dataDir: string; out: s
 /** The keys of LF's examples/train_qlora/*_lora_sft_otfq.yaml (on-the-fly 4-bit quantisation). */
 export function lfQloraRecipe(paths: { model: string; dataDir: string; out: string }): string {
   return lfSftRecipe(paths)
-    .replace("trust_remote_code: true", "quantization_bit: 4  # choices: [8 (bnb/hqq/eetq), 4 (bnb/hqq), 3 (hqq), 2 (hqq)]\nquantization_method: bnb\ntrust_remote_code: true")
+    .replace(
+      "trust_remote_code: true",
+      "quantization_bit: 4  # choices: [8 (bnb/hqq/eetq), 4 (bnb/hqq), 3 (hqq), 2 (hqq)]\nquantization_method: bnb\ntrust_remote_code: true",
+    )
     .replace("resume_from_checkpoint: null\n", "");
 }

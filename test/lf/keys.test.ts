@@ -70,7 +70,10 @@ test("every field of LF's argument classes is a recipe option, a noticed key, a 
   }
   assert.deepEqual(missing, []);
   // A key no one knows is still an error naming it.
-  assert.throws(() => resolveRecipe({ model_name_or_path: "m", dataset_path: "d.jsonl", output_dir: "o", lora_rnak: 8 } as never), /unknown option "lora_rnak"/);
+  assert.throws(
+    () => resolveRecipe({ model_name_or_path: "m", dataset_path: "d.jsonl", output_dir: "o", lora_rnak: 8 } as never),
+    /unknown option "lora_rnak"/,
+  );
 });
 
 test("docs/llamafactory-keys.md is the table's (regenerate it from lfKeysMarkdown())", () => {
@@ -96,9 +99,15 @@ test("an LF LoRA SFT recipe trains as written: one notice per key without effect
   assert.equal(recipe.overwrite_output_dir, true);
   // One notice per key that has no effect; keys at their off value say nothing.
   const keysNoticed = notices.map((l) => /^[^:]+: ([a-z_0-9]+): /.exec(l)?.[1]);
-  assert.deepEqual(keysNoticed.sort(), ["dataloader_num_workers", "ddp_timeout", "plot_loss", "preprocessing_num_workers", "template", "trust_remote_code"].sort());
+  assert.deepEqual(
+    keysNoticed.sort(),
+    ["dataloader_num_workers", "ddp_timeout", "plot_loss", "preprocessing_num_workers", "template", "trust_remote_code"].sort(),
+  );
   for (const l of notices) assert.ok(l.startsWith(`${file}: `), l);
-  assert.match(notices.find((l) => l.includes("trust_remote_code"))!, /no effect in tunelab: tunelab runs no Python from the model folder/);
+  assert.match(
+    notices.find((l) => l.includes("trust_remote_code"))!,
+    /no effect in tunelab: tunelab runs no Python from the model folder/,
+  );
   const result = await train(recipe);
   const rows = 4 + 6;
   assert.equal(result.data.train.length, rows, "both datasets of the comma list are trained on");
@@ -123,7 +132,10 @@ test("tunelab train prints each notice once on stderr and trains an LF pre-train
     process.stderr.write = write;
   }
   assert.equal(code, 0);
-  const notices = lines.join("").split("\n").filter((l) => l.startsWith("notice: "));
+  const notices = lines
+    .join("")
+    .split("\n")
+    .filter((l) => l.startsWith("notice: "));
   assert.equal(notices.filter((l) => l.includes("plot_loss")).length, 1);
   assert.ok(notices.some((l) => /packing: unset; LLaMA-Factory packs stage pt data by default/.test(l)));
   const recipe = readRecipe(path.join(out, "recipe.yaml"));
@@ -134,18 +146,25 @@ test("tunelab train prints each notice once on stderr and trains an LF pre-train
   assert.equal(splits.train.rows[0].kind, "pretrain");
 });
 
-test("an LF QLoRA recipe (quantization_bit 4) trains once the quantisation rows are in the schema", { skip: !optionSpec("quantization_bit") && "quantization_* rows are added by another branch" }, async () => {
-  const out = path.join(tmp, "saves-qlora");
-  const recipe = readRecipe(writeRecipe("lf_qlora_sft.yaml", lfQloraRecipe({ model, dataDir, out })));
-  const result = await train(recipe);
-  assert.ok(result.steps > 0);
-  assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));
-});
+test(
+  "an LF QLoRA recipe (quantization_bit 4) trains once the quantisation rows are in the schema",
+  { skip: !optionSpec("quantization_bit") && "quantization_* rows are added by another branch" },
+  async () => {
+    const out = path.join(tmp, "saves-qlora");
+    const recipe = readRecipe(writeRecipe("lf_qlora_sft.yaml", lfQloraRecipe({ model, dataDir, out })));
+    const result = await train(recipe);
+    assert.ok(result.steps > 0);
+    assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));
+  },
+);
 
 test("refusals say why and what to do instead", () => {
   const base = { model_name_or_path: model, dataset: "identity", dataset_dir: dataDir, output_dir: path.join(tmp, "x") };
   const refused = (extra: Record<string, unknown>) => () => resolveRecipe({ ...base, ...extra } as RecipeInput, "r.yaml");
-  assert.throws(refused({ deepspeed: "ds_z3_config.json" }), /r\.yaml: deepspeed: "ds_z3_config\.json" is not supported: DeepSpeed: .*use `tunelab export-recipe RECIPE\.yaml --to llamafactory/);
+  assert.throws(
+    refused({ deepspeed: "ds_z3_config.json" }),
+    /r\.yaml: deepspeed: "ds_z3_config\.json" is not supported: DeepSpeed: .*use `tunelab export-recipe RECIPE\.yaml --to llamafactory/,
+  );
   assert.throws(refused({ stage: "dpo" }), /r\.yaml: stage dpo \(preference training\) is not supported yet; train it with LLaMA-Factory/);
   assert.throws(refused({ stage: "ppo" }), /stage ppo is not supported yet/);
   assert.throws(refused({ use_galore: true }), /use_galore: true is not supported: the GaLore optimizer is not supported; use optim: adamw, sgd or lion/);
@@ -195,11 +214,23 @@ test("dataset + dataset_dir resolve through dataset_info.json as LF does", async
     { role: "user", content: "ping" },
     { role: "assistant", content: "pong" },
   ]);
-  await assert.rejects(loadDataset(dataDir, { dataset: "dpo_en_demo" }), /field "ranking": true marks a preference \(chosen\/rejected\) dataset.*not train yet/);
-  await assert.rejects(loadDataset(dataDir, { dataset: "hub_demo" }), /"hf_hub_url" \("someone\/some-dataset"\) is fetched from the network, and tunelab works offline; download the data/);
+  await assert.rejects(
+    loadDataset(dataDir, { dataset: "dpo_en_demo" }),
+    /field "ranking": true marks a preference \(chosen\/rejected\) dataset.*not train yet/,
+  );
+  await assert.rejects(
+    loadDataset(dataDir, { dataset: "hub_demo" }),
+    /"hf_hub_url" \("someone\/some-dataset"\) is fetched from the network, and tunelab works offline; download the data/,
+  );
   await assert.rejects(loadDataset(dataDir, { dataset: "nope" }), /no dataset named "nope"; it has "identity"/);
   // eval_dataset: the validation split comes from its own entry.
-  const recipe = resolveRecipe({ model_name_or_path: model, dataset: "identity", eval_dataset: "alpaca_en_demo", dataset_dir: dataDir, output_dir: path.join(tmp, "y") } as RecipeInput);
+  const recipe = resolveRecipe({
+    model_name_or_path: model,
+    dataset: "identity",
+    eval_dataset: "alpaca_en_demo",
+    dataset_dir: dataDir,
+    output_dir: path.join(tmp, "y"),
+  } as RecipeInput);
   const splits = await loadSplits(recipe);
   assert.equal(splits.train.length, 4);
   assert.equal(splits.val.length, 6);

@@ -161,7 +161,10 @@ test("Run.open and tunelab show read tunelab's own folders the same way", async 
 });
 
 test("folders that are not runs, and LF folders without their recipe, say what to pass", async () => {
-  assert.throws(() => Run.logs(fixtures), /not a training output folder: it has none of tunelab's run\.json, metrics\.jsonl or LLaMA-Factory's trainer_state\.json/);
+  assert.throws(
+    () => Run.logs(fixtures),
+    /not a training output folder: it has none of tunelab's run\.json, metrics\.jsonl or LLaMA-Factory's trainer_state\.json/,
+  );
   const bare = path.join(tmp, "bare");
   fs.cpSync(path.join(fixtures, "lf-output"), bare, { recursive: true });
   await assert.rejects(Run.open(bare), /holds no PEFT adapter/);

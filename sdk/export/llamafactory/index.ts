@@ -88,7 +88,15 @@ export async function exportLlamaFactory(recipe: Recipe, options: LlamaFactoryEx
   write(LF_EXPORT_FILES.recipe, recipeToYaml(recipe));
   const deepspeed = options.deepspeed ? DEEPSPEED_FILE[options.deepspeed] : undefined;
   if (options.deepspeed && deepspeed) write(deepspeed, JSON.stringify(deepSpeedConfig(options.deepspeed), null, 2) + "\n");
-  const name = `tunelab-${path.basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "") || "job"}`.slice(0, 63).replace(/-+$/, "");
+  const name = `tunelab-${
+    path
+      .basename(dir)
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/^-+|-+$/g, "") || "job"
+  }`
+    .slice(0, 63)
+    .replace(/-+$/, "");
   const plan: LaunchPlan = {
     yaml: LF_EXPORT_FILES.yaml,
     nodes,

@@ -49,7 +49,13 @@ export function lfRecipeOf(recipe: Recipe, layout: LfLayout, scale: LfScale, mod
   const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   const lora =
     recipe.finetuning_type === "lora"
-      ? { lora_rank: recipe.lora_rank, lora_alpha: recipe.lora_alpha, lora_dropout: recipe.lora_dropout, lora_target: recipe.lora_target, use_rslora: recipe.use_rslora }
+      ? {
+          lora_rank: recipe.lora_rank,
+          lora_alpha: recipe.lora_alpha,
+          lora_dropout: recipe.lora_dropout,
+          lora_target: recipe.lora_target,
+          use_rslora: recipe.use_rslora,
+        }
       : {};
   const hasVal = layout.val !== undefined;
   return {
