@@ -61,6 +61,23 @@ export async function loadDataset(path: string | readonly string[], options: Loa
   return firstSamples(await loadFile(path, path, options), options.maxSamples);
 }
 
+/**
+ * The data files a load reads: the paths themselves, or for a dataset_info.json (or its folder) the json and the
+ * files of the named entries (for run manifests).
+ */
+export function dataFilesOf(path: string | readonly string[], dataset?: string): string[] {
+  if (typeof path !== "string") return path.flatMap((p) => dataFilesOf(p, dataset));
+  const info = datasetInfoPath(path);
+  if (!info) return [path];
+  const names = (dataset ?? soleEntry(info)).split(",").map((n) => n.trim()).filter(Boolean);
+  const files = names.flatMap((name) => {
+    const e = datasetInfoEntry(info, name);
+    if (!statSync(e.path, { throwIfNoEntry: false })?.isDirectory()) return [e.path];
+    return readdirSync(e.path).filter((f) => !f.startsWith(".")).sort().map((f) => join(e.path, f));
+  });
+  return [info, ...new Set(files)];
+}
+
 /** One named entry of a dataset_info.json: its file, or every file of its folder (sorted by name), as LF reads file_name. */
 async function loadInfoEntry(info: string, path: string, name: string, options: LoadOptions): Promise<Dataset> {
   const e = datasetInfoEntry(info, name);

@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dataset, SplitDatasets } from "../data/dataset";
+import { dataFilesOf } from "../data/load";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { Evaluation, evaluateExamples } from "../eval/evaluate";
@@ -186,7 +187,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       recipe,
       versions: versions(),
       seed: recipe.seed,
-      data: hashDataFiles(recipe.dataset_path),
+      data: hashDataFiles(dataFilesOf(recipe.dataset_path, recipe.eval_dataset ? `${recipe.dataset},${recipe.eval_dataset}` : recipe.dataset)),
       device: recipe.device,
       startedAt: new Date(started).toISOString(),
       durations: { total_s: seconds, training_s: (Date.now() - loopStart) / 1000 },

@@ -114,6 +114,12 @@ test("an LF LoRA SFT recipe trains as written: one notice per key without effect
   // As transformers counts: floor(ceil(10 / 2) micro-batches / 2 accumulated) = 2 steps an epoch, 2 epochs.
   assert.equal(result.steps, Math.floor(Math.ceil(rows / 2) / 2) * 2);
   assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));
+  // The run manifest hashes the files the datasets were read from, not only dataset_info.json.
+  const manifest = JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8")) as { data: { path: string }[] };
+  assert.deepEqual(
+    manifest.data.map((d) => path.basename(d.path)),
+    ["dataset_info.json", "identity.json", "alpaca_en_demo.json"],
+  );
 });
 
 test("tunelab train prints each notice once on stderr and trains an LF pre-training recipe", async () => {
