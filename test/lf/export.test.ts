@@ -170,13 +170,14 @@ test("the PyTorchJob validates against Kubeflow's PyTorchJob schema and Kubernet
   let pods = 0;
   for (const [type, spec] of Object.entries(specs) as [
     string,
-    { replicas: number; template: { spec: { containers: { name: string; resources: { limits: Record<string, number> } }[] } } },
+    { replicas: number; template: { spec: { containers: { name: string; args: string[]; resources: { limits: Record<string, number> } }[] } } },
   ][]) {
     new PodTemplateSpec(spec.template).validate();
     pods += spec.replicas;
     const c = spec.template.spec.containers[0];
     assert.equal(c.name, "pytorch", `${type}: the training operator configures the container named pytorch`);
     assert.equal(c.resources.limits["nvidia.com/gpu"], 4, `${type}: 4 GPUs per worker`);
+    assert.match(c.args[0], /NNODES="\$\{PET_NNODES:-\$WORLD_SIZE\}" NODE_RANK="\$\{PET_NODE_RANK:-\$RANK\}" NPROC_PER_NODE=4 /);
   }
   assert.equal(pods, 2, "one pod per node");
   // The schema is not a rubber stamp: a misspelt replica type, a wrong restart policy and a bad container fail.
@@ -200,6 +201,10 @@ test("batches over GPUs, and recipes LF cannot run the same way, are said plainl
   await assert.rejects(exportLlamaFactory(cls, { out: path.join(tmp, "cls") }), /stage cls \(sequence classification\) has no LLaMA-Factory stage/);
   assert.equal(fs.existsSync(path.join(tmp, "cls")), false, "nothing written");
   await assert.rejects(exportLlamaFactory(recipe, { out: path.join(tmp, "job1") }), /is not empty; choose a new folder or pass --overwrite/);
+  await assert.rejects(
+    exportLlamaFactory({ ...recipe, save_steps: 7 }, { out: path.join(tmp, "es") }),
+    /needs save_steps to be a multiple of eval_steps \(5\), got save_steps 7; set save_steps: 10/,
+  );
   await assert.rejects(
     exportLlamaFactory(recipe, { out: path.join(tmp, "j"), deepspeed: "zero4" as never }),
     /--deepspeed must be zero2, zero3, zero3-offload/,

@@ -79,7 +79,9 @@ export const POD_WORKDIR = "/workspace/job";
 
 /**
  * A Kubeflow PyTorchJob (kubeflow.org/v1): one Master and nodes-1 Workers, each one pod with gpusPerNode GPUs
- * (nvidia.com/gpu). The training operator gives every pod MASTER_ADDR, MASTER_PORT, WORLD_SIZE (pods) and RANK.
+ * (nvidia.com/gpu). The training operator gives every pod MASTER_ADDR and MASTER_PORT, and the pod count and the pod's
+ * index as PET_NNODES / PET_NODE_RANK (v1.7 on) and WORLD_SIZE / RANK (spec.nprocPerNode is left unset, so WORLD_SIZE
+ * counts pods, not processes).
  */
 export function pyTorchJob(p: LaunchPlan): Record<string, unknown> {
   const replica = (replicas: number) => ({
@@ -94,7 +96,10 @@ export function pyTorchJob(p: LaunchPlan): Record<string, unknown> {
             image: p.image,
             workingDir: POD_WORKDIR,
             command: ["bash", "-c"],
-            args: [`FORCE_TORCHRUN=1 NNODES="$WORLD_SIZE" NODE_RANK="$RANK" NPROC_PER_NODE=${p.gpusPerNode} ${trainCommand(p)}`],
+            // PET_NNODES / PET_NODE_RANK (operator v1.7+), else WORLD_SIZE / RANK: one pod a node, as spec.nprocPerNode is unset.
+            args: [
+              `FORCE_TORCHRUN=1 NNODES="\${PET_NNODES:-$WORLD_SIZE}" NODE_RANK="\${PET_NODE_RANK:-$RANK}" NPROC_PER_NODE=${p.gpusPerNode} ${trainCommand(p)}`,
+            ],
             resources: { limits: { "nvidia.com/gpu": p.gpusPerNode } },
             volumeMounts: [
               { name: "job", mountPath: POD_WORKDIR },

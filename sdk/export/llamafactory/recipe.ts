@@ -44,6 +44,12 @@ export function lfRecipeOf(recipe: Recipe, layout: LfLayout, scale: LfScale, mod
   if (recipe.optim === "sgd" && recipe.momentum > 0) {
     throw new Error("export-recipe: optim sgd with momentum has no transformers equivalent (its sgd takes no momentum); use momentum: 0 or adamw");
   }
+  if (recipe.early_stopping_steps > 0 && recipe.eval_steps > 0 && (recipe.save_steps === 0 || recipe.save_steps % recipe.eval_steps !== 0)) {
+    throw new Error(
+      `export-recipe: early stopping in LLaMA-Factory (load_best_model_at_end) needs save_steps to be a multiple of eval_steps (${recipe.eval_steps}), ` +
+        `got save_steps ${recipe.save_steps}; set save_steps: ${recipe.eval_steps * Math.max(1, Math.ceil(recipe.save_steps / recipe.eval_steps))}`,
+    );
+  }
   const batch = scaleBatch(recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps, scale.nodes * scale.gpusPerNode);
   const r = recipe as Recipe & Record<string, unknown>;
   const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
