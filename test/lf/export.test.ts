@@ -177,6 +177,8 @@ test("the PyTorchJob validates against Kubeflow's PyTorchJob schema and Kubernet
     const c = spec.template.spec.containers[0];
     assert.equal(c.name, "pytorch", `${type}: the training operator configures the container named pytorch`);
     assert.equal(c.resources.limits["nvidia.com/gpu"], 4, `${type}: 4 GPUs per worker`);
+    const parsed = spawnSync("bash", ["-n", "-c", c.args[0]], { encoding: "utf8" });
+    assert.equal(parsed.status, 0, `${type}: the container command parses in bash: ${parsed.stderr}`);
     assert.match(c.args[0], /NNODES="\$\{PET_NNODES:-\$WORLD_SIZE\}" NODE_RANK="\$\{PET_NODE_RANK:-\$RANK\}" NPROC_PER_NODE=4 /);
   }
   assert.equal(pods, 2, "one pod per node");
