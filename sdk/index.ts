@@ -9,6 +9,9 @@ export { ds, DataPlan, DataPreview, type DataStep, type Materialized } from "./p
 export { LoraPlan, liveProgress, type FitOptions, type LoraOptions } from "./plan/lora";
 export { Model, model, type ModelEvalOptions, type ModelOptions } from "./plan/model";
 export { TrainedRun, type RunEvalOptions } from "./plan/run";
+export { Run, type OpenRunOptions } from "./plan/open-run";
+export { RunLogs, type LoggedStep, type RunLogData, type RunSource } from "./plan/run-logs";
+export { exportLlamaFactory, type LlamaFactoryExport, type LlamaFactoryExportOptions } from "./export/llamafactory";
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
 export { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions, type MemoryEstimate } from "./train/estimate";

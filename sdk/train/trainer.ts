@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dataset, SplitDatasets } from "../data/dataset";
+import { dataFilesOf } from "../data/load";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { Evaluation, evaluateExamples } from "../eval/evaluate";
@@ -192,7 +193,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       recipe,
       versions: versions(),
       seed: recipe.seed,
-      data: hashDataFiles(recipe.dataset_path),
+      data: hashDataFiles(dataFilesOf(recipe.dataset_path, recipe.eval_dataset ? `${recipe.dataset},${recipe.eval_dataset}` : recipe.dataset)),
       device: recipe.device,
       startedAt: new Date(started).toISOString(),
       durations: { total_s: seconds, training_s: (Date.now() - loopStart) / 1000 },
@@ -241,10 +242,13 @@ interface Tuning {
 function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuning {
   const cls = recipe.stage === "cls";
   const numLabels = cls ? data.labels!.length : 0;
-  const loraConfig = loraConfigOf(recipe, cls ? numLabels : null);
   const lora = recipe.finetuning_type === "lora";
-  const modules = lora ? loraModules(model.config, loraConfig) : [];
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
+  // Continuing an adapter, its own config decides the LoRA layers (rank/alpha patterns and regex targets included),
+  // as in LLaMA-Factory; resolveRecipe has already put its r, alpha, dropout and targets in the recipe.
+  const loraConfig =
+    from && lora ? { ...from.config, baseModelNameOrPath: recipe.model_name_or_path, inferenceMode: true } : loraConfigOf(recipe, cls ? numLabels : null);
+  const modules = lora ? loraModules(model.config, loraConfig) : [];
   const trainable = lora ? loraTrainables(modules, recipe.seed, from, model.weights) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
   const weights = model.weights.as(recipe.fp16 ? "float16" : "float32");
