@@ -77,6 +77,45 @@ export interface GenerationResult {
   promptTokens: number;
 }
 
+/** One row of `Generator.generateRows`: a prompt with its own options. */
+export interface GenerateRow {
+  prompt: readonly number[];
+  /** This row's options; `onToken` receives row 0. `useCache: false` on any row turns the cache off for the batch. */
+  options?: GenerateOptions;
+  /** Aborting it ends the row at the next step (a client that went away). */
+  signal?: AbortSignal;
+}
+
+/** The settings of one row after defaults. */
+type RowSettings = SamplingSettings & { maxNewTokens: number; eos: Set<number>; stopStrings: readonly string[] };
+
+/** A row as the decoding loop takes it. */
+interface DecodeRow {
+  prompt: readonly number[];
+  s: RowSettings;
+  rng: Rng;
+  onToken?: (tokenId: number) => void;
+  signal?: AbortSignal;
+}
+
+function checkPrompts(prompts: readonly (readonly number[])[]): void {
+  prompts.forEach((p, i) => {
+    if (!Array.isArray(p) || p.length === 0) throw new Error(`generate: prompt ${i} is empty; it needs at least one token`);
+  });
+}
+
+/** The cache of rows `keep` (batch indices, in order): each tensor [batch, kvHeads, length, headDim] cut along batch. */
+export function selectCacheRows(cache: KvCache, keep: readonly number[]): KvCache {
+  const pick = (t: HostTensor): HostTensor => {
+    const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+    const src = t.data as Float32Array;
+    const out = new (src.constructor as Float32ArrayConstructor)(keep.length * per);
+    keep.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));
+    return { dtype: t.dtype, shape: [keep.length, ...t.shape.slice(1)], data: out };
+  };
+  return { batch: keep.length, length: cache.length, keys: cache.keys.map(pick), values: cache.values.map(pick) };
+}
+
 /** Options of a Generator. */
 export interface GeneratorOptions {
   /** LoRA weights applied while generating (trainer tensors or a PEFT adapter); none by default. */
@@ -174,7 +213,7 @@ export class Generator {
   }
 
   /** The settings of one call: its options over generation_config.json over transformers' defaults. */
-  private settings(opts: GenerateOptions): SamplingSettings & { maxNewTokens: number; eos: Set<number>; stopStrings: readonly string[] } {
+  private settings(opts: GenerateOptions): RowSettings {
     const g = this.base.generationConfig;
     const temperature = opts.temperature ?? g?.temperature ?? 1;
     const s = {
@@ -205,68 +244,97 @@ export class Generator {
     const batched = prompt.length > 0 && Array.isArray(prompt[0]);
     const prompts = (batched ? prompt : [prompt]) as readonly (readonly number[])[];
     if (prompts.length === 0) throw new Error("generate: no prompts");
-    prompts.forEach((p, i) => {
-      if (!Array.isArray(p) || p.length === 0) throw new Error(`generate: prompt ${i} is empty; it needs at least one token`);
-    });
+    checkPrompts(prompts);
     const s = this.settings(opts);
-    const rng = opts.seed !== undefined ? new Rng(opts.seed) : this.rng;
-    const useCache = opts.useCache ?? true;
-    const batch = prompts.length;
-    const width = Math.max(...prompts.map((p) => p.length));
+    const rng = opts.seed !== undefined ? new Rng(opts.seed) : this.rng; // one stream for every row, in row order
+    const onToken = opts.onToken;
+    const rows = prompts.map((p, row) => ({ prompt: p, s, rng, onToken: onToken && ((t: number) => onToken(t, row)) }));
+    const results = await this.decode(rows, opts.useCache ?? true);
+    return batched ? results : results[0];
+  }
+
+  /**
+   * Generates several prompts in one batch, each row with its own options (sampling, max_new_tokens, stop ids and
+   * strings, seed, onToken with row 0), as a server batches unrelated requests. A row whose `signal` is aborted
+   * stops at the next step (finish reason "stop"). Finished rows leave the batch, so later steps cost less.
+   */
+  async generateRows(rows: readonly GenerateRow[]): Promise<GenerationResult[]> {
+    if (rows.length === 0) throw new Error("generateRows: no rows");
+    checkPrompts(rows.map((r) => r.prompt));
+    const prepared = rows.map((r) => {
+      const opts = r.options ?? {};
+      const onToken = opts.onToken;
+      return {
+        prompt: r.prompt,
+        s: this.settings(opts),
+        rng: opts.seed !== undefined ? new Rng(opts.seed) : this.rng,
+        onToken: onToken && ((t: number) => onToken(t, 0)),
+        signal: r.signal,
+      };
+    });
+    const useCache = rows.every((r) => r.options?.useCache ?? true);
+    return this.decode(prepared, useCache);
+  }
+
+  /** The decoding loop: left-padded prompts, one forward pass per step over the rows still running. */
+  private async decode(rows: readonly DecodeRow[], useCache: boolean): Promise<GenerationResult[]> {
+    const width = Math.max(...rows.map((r) => r.prompt.length));
     const pad = this.tokenizer.padTokenId;
 
     // Left padding, so every row's last prompt token is the last position; positions count real tokens only.
-    const ids = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
-    const mask = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
-    const positions = prompts.map((p) => [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)]);
-    const outputs: number[][] = prompts.map(() => []);
-    const seen = prompts.map((p) => new Set(p));
-    const finish: (FinishReason | null)[] = prompts.map(() => null);
-    const decoded = prompts.map(() => "");
+    const ids = rows.map(({ prompt: p }) => [...new Array<number>(width - p.length).fill(pad), ...p]);
+    const mask = rows.map(({ prompt: p }) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
+    const positions = rows.map(({ prompt: p }) => [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)]);
+    const outputs: number[][] = rows.map(() => []);
+    const seen = rows.map((r) => new Set(r.prompt));
+    const finish: (FinishReason | null)[] = rows.map((r) => (r.s.maxNewTokens === 0 ? "length" : null));
+    const decoded = rows.map(() => "");
 
+    // `live` lists the rows still generating, in batch order; the cache holds exactly those rows.
+    let live = rows.map((_, row) => row).filter((row) => finish[row] === null);
     let cache: KvCache | null = null;
-    let feed = { inputIds: ids, positionIds: positions };
-    for (let step = 0; step < s.maxNewTokens && finish.some((f) => f === null); step++) {
+    let feed = { inputIds: live.map((r) => ids[r]), positionIds: live.map((r) => positions[r]) };
+    while (live.length > 0) {
+      const attentionMask = live.map((r) => mask[r]);
       const result: ForwardResult = useCache
-        ? await this.forward({ ...feed, attentionMask: mask }, cache)
-        : await this.forward({ inputIds: ids, positionIds: positions, attentionMask: mask }, null);
-      cache = useCache ? result.cache : null;
-      const next: number[] = [];
-      for (let row = 0; row < batch; row++) {
-        if (finish[row] !== null) {
-          next.push(pad); // finished rows keep the batch rectangular; what they compute is never read
-          continue;
+        ? await this.forward({ ...feed, attentionMask }, cache)
+        : await this.forward({ inputIds: live.map((r) => ids[r]), positionIds: live.map((r) => positions[r]), attentionMask }, null);
+      live.forEach((row, i) => {
+        const { s } = rows[row];
+        if (rows[row].signal?.aborted) {
+          finish[row] = "stop";
+          return;
         }
-        const token = selectToken(result.logits[row], seen[row], s, rng);
-        next.push(token);
+        const token = selectToken(result.logits[i], seen[row], s, rows[row].rng);
+        ids[row].push(token);
+        mask[row].push(1);
+        positions[row].push(positions[row][positions[row].length - 1] + 1);
         if (s.eos.has(token)) {
           finish[row] = "stop";
-          continue;
+          return;
         }
         outputs[row].push(token);
         seen[row].add(token);
-        opts.onToken?.(token, row);
+        rows[row].onToken?.(token);
         if (s.stopStrings.length > 0) {
           const before = decoded[row].length;
           decoded[row] = this.tokenizer.decode(outputs[row]);
           const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
           if (s.stopStrings.some((x) => decoded[row].indexOf(x, from) >= 0)) finish[row] = "stop";
         }
-      }
-      for (let row = 0; row < batch; row++) {
-        ids[row].push(next[row]);
-        mask[row].push(1);
-        positions[row].push(positions[row][positions[row].length - 1] + 1);
-      }
-      feed = { inputIds: next.map((t) => [t]), positionIds: positions.map((p) => [p[p.length - 1]]) };
+        if (finish[row] === null && outputs[row].length >= s.maxNewTokens) finish[row] = "length";
+      });
+      const keep = live.flatMap((row, i) => (finish[row] === null ? [i] : []));
+      cache = useCache && keep.length < live.length ? selectCacheRows(result.cache, keep) : result.cache;
+      live = keep.map((i) => live[i]);
+      feed = { inputIds: live.map((r) => [ids[r][ids[r].length - 1]]), positionIds: live.map((r) => [positions[r][positions[r].length - 1]]) };
     }
-    const results = prompts.map((p, row) => ({
+    return rows.map((r, row) => ({
       tokens: outputs[row],
       text: this.tokenizer.decode(outputs[row], { skipSpecialTokens: true }),
       finishReason: finish[row] ?? "length",
-      promptTokens: p.length,
+      promptTokens: r.prompt.length,
     }));
-    return batched ? results : results[0];
   }
 
   /** Frees the session (a later call makes a new one). */
