@@ -117,7 +117,7 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
   });
   app.setErrorHandler((err: FastifyError, _request, reply) => {
     const e = toApiError(err, maxBodyBytes);
-    if (e.status >= 500) console.error(`tunelab serve: ${err.stack ?? err.message}`);
+    if (e.status === 500) console.error(`tunelab serve: ${err.stack ?? err.message}`);
     return reply.status(e.status).send(e.body());
   });
   app.setNotFoundHandler((request, reply) => {
