@@ -38,7 +38,13 @@ async function load(url: string, model: string, o: ReturnType<typeof args>): Pro
   const worker = async () => {
     while (next < o.requests) {
       const i = next++;
-      const r = await openai.completions.create({ model, prompt: `Request number ${i} says`, max_tokens: o.maxTokens, temperature: 0, ignore_eos: true } as never);
+      const r = await openai.completions.create({
+        model,
+        prompt: `Request number ${i} says`,
+        max_tokens: o.maxTokens,
+        temperature: 0,
+        ignore_eos: true,
+      } as never);
       tokens += (r as unknown as OpenAI.Completion).usage!.completion_tokens;
     }
   };
@@ -63,10 +69,14 @@ async function main(): Promise<void> {
       const r = await load(server.url, "bench", o);
       await server.close();
       rows.push({ mode, maxBatchSize, ...r, tokensPerSecond: r.tokens / r.seconds, requestsPerSecond: o.requests / r.seconds });
-      console.log(`${mode.padEnd(14)} max_batch_size ${String(maxBatchSize).padStart(3)}: ${r.tokens} tokens in ${r.seconds.toFixed(2)} s = ${(r.tokens / r.seconds).toFixed(1)} tokens/s, ${(o.requests / r.seconds).toFixed(2)} requests/s`);
+      console.log(
+        `${mode.padEnd(14)} max_batch_size ${String(maxBatchSize).padStart(3)}: ${r.tokens} tokens in ${r.seconds.toFixed(2)} s = ${(r.tokens / r.seconds).toFixed(1)} tokens/s, ${(o.requests / r.seconds).toFixed(2)} requests/s`,
+      );
     }
     const ratio = rows[0].tokensPerSecond / rows[1].tokensPerSecond;
-    console.log(`batched / one at a time: ${ratio.toFixed(2)}x (${o.requests} requests, ${o.concurrency} concurrent, ${o.maxTokens} tokens each, ${model.config.architecture} hidden ${model.config.hiddenSize} x ${model.config.numHiddenLayers} layers, ${o.device})`);
+    console.log(
+      `batched / one at a time: ${ratio.toFixed(2)}x (${o.requests} requests, ${o.concurrency} concurrent, ${o.maxTokens} tokens each, ${model.config.architecture} hidden ${model.config.hiddenSize} x ${model.config.numHiddenLayers} layers, ${o.device})`,
+    );
     console.log(JSON.stringify({ bench: "serve", ratio, ...o, rows }));
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

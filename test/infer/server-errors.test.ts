@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { serve, type ServerHandle } from "../../sdk/infer/server";
 import type { BaseModel } from "../../sdk/models/model";
-import { client, post, tempRoot, tinyModel } from "./server-helpers";
+import { client, post, tempRoot, tinyModel, type ResponseJson } from "./server-helpers";
 
 const tmp = tempRoot("tunelab-serve-errors-");
 let model: BaseModel;
@@ -20,14 +20,15 @@ after(async () => {
 });
 
 /** Asserts an OpenAI-shaped error body with a message (and the param and code when given). */
-function assertError(json: any, want: { type?: string; param?: string | null; code?: string | null; message?: RegExp }): void {
-  assert.equal(typeof json?.error?.message, "string", JSON.stringify(json));
-  assert.ok(json.error.message.length > 10, json.error.message);
-  assert.deepEqual(Object.keys(json.error).sort(), ["code", "message", "param", "type"]);
-  if (want.type) assert.equal(json.error.type, want.type);
-  if (want.param !== undefined) assert.equal(json.error.param, want.param);
-  if (want.code !== undefined) assert.equal(json.error.code, want.code);
-  if (want.message) assert.match(json.error.message, want.message);
+function assertError(json: ResponseJson, want: { type?: string; param?: string | null; code?: string | null; message?: RegExp }): void {
+  const error = json.error;
+  assert.ok(error && typeof error.message === "string", JSON.stringify(json));
+  assert.ok(error.message.length > 10, error.message);
+  assert.deepEqual(Object.keys(error).sort(), ["code", "message", "param", "type"]);
+  if (want.type) assert.equal(error.type, want.type);
+  if (want.param !== undefined) assert.equal(error.param, want.param);
+  if (want.code !== undefined) assert.equal(error.code, want.code);
+  if (want.message) assert.match(error.message, want.message);
 }
 
 test("malformed and invalid requests get a 4xx with an OpenAI-shaped error naming the problem", async () => {
@@ -45,13 +46,28 @@ test("malformed and invalid requests get a 4xx with an OpenAI-shaped error namin
     ["temperature too high", JSON.stringify({ messages, temperature: 7 }), 400, { param: "temperature", message: /between 0 and 2/ }],
     ["max_tokens fractional", JSON.stringify({ messages, max_tokens: 1.5 }), 400, { param: "max_tokens", message: /integer/ }],
     ["max_tokens zero", JSON.stringify({ messages, max_tokens: 0 }), 400, { param: "max_tokens" }],
-    ["max_tokens over the limit", JSON.stringify({ messages, max_tokens: 51 }), 400, { param: "max_tokens", code: "max_tokens_exceeded", message: /--max-tokens/ }],
+    [
+      "max_tokens over the limit",
+      JSON.stringify({ messages, max_tokens: 51 }),
+      400,
+      { param: "max_tokens", code: "max_tokens_exceeded", message: /--max-tokens/ },
+    ],
     ["stream not a boolean", JSON.stringify({ messages, stream: "yes" }), 400, { param: "stream" }],
     ["n > 1", JSON.stringify({ messages, n: 2 }), 400, { param: "n" }],
     ["stop of numbers", JSON.stringify({ messages, stop: [1] }), 400, { param: "stop" }],
     ["model not a string", JSON.stringify({ messages, model: 3 }), 400, { param: "model" }],
-    ["unknown model", JSON.stringify({ messages, model: "gpt-4" }), 404, { param: "model", code: "model_not_found", message: /"gpt-4" does not exist.*"tiny"/ }],
-    ["context exceeded", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(40) }], max_tokens: 50 }), 400, { code: "context_length_exceeded", message: /context length of 64/ }],
+    [
+      "unknown model",
+      JSON.stringify({ messages, model: "gpt-4" }),
+      404,
+      { param: "model", code: "model_not_found", message: /"gpt-4" does not exist.*"tiny"/ },
+    ],
+    [
+      "context exceeded",
+      JSON.stringify({ messages: [{ role: "user", content: "x".repeat(40) }], max_tokens: 50 }),
+      400,
+      { code: "context_length_exceeded", message: /context length of 64/ },
+    ],
     ["body too large", JSON.stringify({ messages: [{ role: "user", content: "x".repeat(5000) }] }), 413, { code: "request_too_large", message: /4000 bytes/ }],
   ];
   for (const [what, body, status, want] of cases) {
@@ -64,7 +80,7 @@ test("malformed and invalid requests get a 4xx with an OpenAI-shaped error namin
   assertError(form.json, { message: /Content-Type: application\/json/ });
   const route = await fetch(`${server.url}/v1/nothing`);
   assert.equal(route.status, 404);
-  assertError(await route.json(), { code: "not_found" });
+  assertError((await route.json()) as ResponseJson, { code: "not_found" });
 
   const completions = `${server.url}/v1/completions`;
   assertError((await post(completions, JSON.stringify({ max_tokens: 2 }))).json, { param: "prompt", message: /prompt is required/ });
@@ -95,7 +111,9 @@ test("API key: /v1 and /predict need Authorization: Bearer <key> (401 otherwise)
     const none = await post(`${secured.url}/v1/chat/completions`, JSON.stringify({ messages, max_tokens: 2 }));
     assert.equal(none.status, 401);
     assertError(none.json, { code: "invalid_api_key", message: /missing API key.*Bearer/ });
-    const wrong = await client(secured.url, "guess").chat.completions.create({ model: "tiny", messages, max_tokens: 2 }).catch((e: unknown) => e);
+    const wrong = await client(secured.url, "guess")
+      .chat.completions.create({ model: "tiny", messages, max_tokens: 2 })
+      .catch((e: unknown) => e);
     assert.ok(wrong instanceof OpenAI.AuthenticationError);
     assert.equal(wrong.status, 401);
     assert.match(wrong.message, /incorrect API key/);
@@ -114,7 +132,9 @@ test("a full queue answers 429; a client that goes away frees its place in the b
     const openai = client(small.url);
     // A runs (a long stream), B waits in the queue, C finds the queue full.
     const abort = new AbortController();
-    const a = await openai.chat.completions.create({ model: "tiny", messages, max_tokens: 2000 - 40, stream: true, ignore_eos: true } as never, { signal: abort.signal });
+    const a = await openai.chat.completions.create({ model: "tiny", messages, max_tokens: 2000 - 40, stream: true, ignore_eos: true } as never, {
+      signal: abort.signal,
+    });
     const iterator = (a as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     await iterator.next(); // the first chunk: A is generating
     const b = openai.chat.completions.create({ model: "tiny", messages, max_tokens: 3, temperature: 0 });

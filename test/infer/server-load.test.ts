@@ -63,7 +63,9 @@ test("graceful shutdown: close() lets an in-flight stream finish, answers 503 me
     stream_options: { include_usage: true },
     ignore_eos: true,
   } as never);
-  const iterator = (stream as unknown as AsyncIterable<{ choices: { finish_reason: string | null }[]; usage?: { completion_tokens: number } }>)[Symbol.asyncIterator]();
+  const iterator = (stream as unknown as AsyncIterable<{ choices: { finish_reason: string | null }[]; usage?: { completion_tokens: number } }>)[
+    Symbol.asyncIterator
+  ]();
   await iterator.next();
   const closing = server.close();
   const during = await fetch(`${server.url}/health`);

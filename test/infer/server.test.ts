@@ -53,7 +53,10 @@ test("GET /v1/models lists the base model and each adapter; /health answers", as
 
 test("chat completion (openai client) equals tunelab's own greedy chat, for the base model and an adapter", async () => {
   const openai = client(server.url);
-  for (const [name, lora] of [["tiny-chat", null], ["sft", sftAdapter]] as const) {
+  for (const [name, lora] of [
+    ["tiny-chat", null],
+    ["sft", sftAdapter],
+  ] as const) {
     const gen = new Generator(model, { lora });
     const want = await chat(gen, messages, greedy);
     await gen.release();
@@ -76,7 +79,14 @@ test("chat completion (openai client) equals tunelab's own greedy chat, for the 
 test("streamed chat (openai client): chunks as OpenAI defines them, joining to the non-streamed content", async () => {
   const openai = client(server.url);
   const whole = await openai.chat.completions.create({ model: "sft", messages, temperature: 0, max_tokens: 16 });
-  const stream = await openai.chat.completions.create({ model: "sft", messages, temperature: 0, max_tokens: 16, stream: true, stream_options: { include_usage: true } });
+  const stream = await openai.chat.completions.create({
+    model: "sft",
+    messages,
+    temperature: 0,
+    max_tokens: 16,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
   const chunks: ChatCompletionChunk[] = [];
   for await (const c of stream) chunks.push(c);
   assert.ok(chunks.length >= 3, `only ${chunks.length} chunks`);
@@ -156,7 +166,7 @@ test("POST /predict: generated text for a language model; label and scores for a
   assert.equal(text.status, 200);
   assert.equal(text.json.model, "sft");
   assert.equal(text.json.text, want.text);
-  assert.equal(text.json.usage.completion_tokens, want.tokens.length);
+  assert.equal(text.json.usage?.completion_tokens, want.tokens.length);
 
   const texts = ["my invoice is wrong", "the app crashes on start", "great work, thanks!", "refund please"];
   const results = await Promise.all(texts.map((t) => post(`${server.url}/predict`, JSON.stringify({ model: "classifier", text: t }))));
@@ -166,17 +176,19 @@ test("POST /predict: generated text for a language model; label and scores for a
   results.forEach((r, i) => {
     assert.equal(r.status, 200);
     assert.deepEqual(
-      r.json.scores.map((s: { label: string }) => s.label),
+      r.json.scores!.map((s) => s.label),
       LABELS,
     );
-    const sum = r.json.scores.reduce((n: number, s: { score: number }) => n + s.score, 0);
+    const sum = r.json.scores!.reduce((n, s) => n + s.score, 0);
     assert.ok(Math.abs(sum - 1) < 1e-6, `scores sum to ${sum}`);
     assert.equal(r.json.label, LABELS[e.predictions!.predicted[i]], texts[i]);
-    assert.equal(r.json.score, Math.max(...r.json.scores.map((s: { score: number }) => s.score)));
+    assert.equal(r.json.score, Math.max(...r.json.scores!.map((s) => s.score)));
   });
-  assert.ok(new Set(results.map((r) => r.json.label)).size > 1 || results.every((r) => r.json.score < 0.99), "a degenerate classifier");
+  assert.ok(new Set(results.map((r) => r.json.label)).size > 1 || results.every((r) => r.json.score! < 0.99), "a degenerate classifier");
 
-  const refused = await client(server.url).chat.completions.create({ model: "classifier", messages }).catch((err: unknown) => err);
+  const refused = await client(server.url)
+    .chat.completions.create({ model: "classifier", messages })
+    .catch((err: unknown) => err);
   assert.equal((refused as { status: number }).status, 400);
   assert.match((refused as Error).message, /sequence classifier.*\/predict/);
 });

@@ -14,7 +14,21 @@ const USAGE = [
   "  --adapter may be given several times; each adapter is served as its own model (NAME, default the folder's name).",
   "  --api-key defaults to $TUNELAB_API_KEY when set.",
 ].join("\n");
-const FLAGS = new Set(["model", "adapter", "port", "host", "api-key", "served-model-name", "max-batch-size", "max-queue", "max-tokens", "max-body-bytes", "device", "threads", "help"]);
+const FLAGS = new Set([
+  "model",
+  "adapter",
+  "port",
+  "host",
+  "api-key",
+  "served-model-name",
+  "max-batch-size",
+  "max-queue",
+  "max-tokens",
+  "max-body-bytes",
+  "device",
+  "threads",
+  "help",
+]);
 const DEVICES = new Set(["cpu", "webgpu", "cuda", "auto"]);
 
 function integer(flags: ReturnType<typeof parseFlags>, key: string, min: number): number | undefined {
@@ -53,7 +67,8 @@ export const command: CliCommand = {
       return 2;
     }
     const device = flags.device;
-    if (device !== undefined && (typeof device !== "string" || !DEVICES.has(device))) throw new Error(`--device must be cpu, webgpu, cuda or auto, got ${JSON.stringify(device)}`);
+    if (device !== undefined && (typeof device !== "string" || !DEVICES.has(device)))
+      throw new Error(`--device must be cpu, webgpu, cuda or auto, got ${JSON.stringify(device)}`);
     const apiKey = typeof flags["api-key"] === "string" ? flags["api-key"] : process.env.TUNELAB_API_KEY || undefined;
     const server = await serve(flags.model, {
       adapters: adapterArgs(argv),

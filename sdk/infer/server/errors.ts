@@ -31,7 +31,13 @@ export function badRequest(message: string, param: string | null = null, code: s
 /** The generation queue of a model is full: 429, the client should retry later. */
 export class QueueFullError extends ApiError {
   constructor(model: string, limit: number) {
-    super(429, `the server is busy: ${limit} requests for model "${model}" are already waiting (--max-queue); retry later`, "rate_limit_error", null, "queue_full");
+    super(
+      429,
+      `the server is busy: ${limit} requests for model "${model}" are already waiting (--max-queue); retry later`,
+      "rate_limit_error",
+      null,
+      "queue_full",
+    );
   }
 }
 

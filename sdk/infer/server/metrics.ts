@@ -22,7 +22,10 @@ class Histogram {
 }
 
 const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
-const labels = (l: Record<string, string>) => `{${Object.entries(l).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}}`;
+const labels = (l: Record<string, string>) =>
+  `{${Object.entries(l)
+    .map(([k, v]) => `${k}="${escape(v)}"`)
+    .join(",")}}`;
 
 /** Counters and histograms of one server. */
 export class ServerMetrics {
@@ -61,7 +64,10 @@ export class ServerMetrics {
       const [route, status] = JSON.parse(key) as [string, string];
       out.push(`tunelab_requests_total${labels({ route, status })} ${n}`);
     }
-    out.push("# HELP tunelab_request_duration_seconds Time from request to the end of the response, by route.", "# TYPE tunelab_request_duration_seconds histogram");
+    out.push(
+      "# HELP tunelab_request_duration_seconds Time from request to the end of the response, by route.",
+      "# TYPE tunelab_request_duration_seconds histogram",
+    );
     for (const [route, h] of this.latency) histogramLines(out, "tunelab_request_duration_seconds", { route }, h);
     out.push("# HELP tunelab_prompt_tokens_total Prompt tokens processed, by model.", "# TYPE tunelab_prompt_tokens_total counter");
     for (const [model, t] of this.tokens) out.push(`tunelab_prompt_tokens_total${labels({ model })} ${t.prompt}`);

@@ -32,14 +32,21 @@ export function findModel(ctx: RouteContext, name: string | undefined): ServedMo
   const id = name ?? ctx.defaultModel;
   const m = ctx.models.find((x) => x.id === id);
   if (!m) {
-    throw new ApiError(404, `the model "${id}" does not exist; this server serves ${ctx.models.map((x) => `"${x.id}"`).join(", ")}`, "invalid_request_error", "model", "model_not_found");
+    throw new ApiError(
+      404,
+      `the model "${id}" does not exist; this server serves ${ctx.models.map((x) => `"${x.id}"`).join(", ")}`,
+      "invalid_request_error",
+      "model",
+      "model_not_found",
+    );
   }
   return m;
 }
 
 function generatingModel(ctx: RouteContext, name: string | undefined): Generating {
   const m = findModel(ctx, name);
-  if (m.kind !== "generate") throw badRequest(`the model "${m.id}" is a sequence classifier; send {"text": ...} to POST /predict`, "model", "model_not_generative");
+  if (m.kind !== "generate")
+    throw badRequest(`the model "${m.id}" is a sequence classifier; send {"text": ...} to POST /predict`, "model", "model_not_generative");
   return m;
 }
 
@@ -49,7 +56,11 @@ export function generateOptions(ctx: RouteContext, m: Generating, promptTokens: 
   const room = context - promptTokens;
   if (room < 1) throw badRequest(`the prompt is ${promptTokens} tokens; the model's context length is ${context}`, param, "context_length_exceeded");
   if (req.maxTokens !== undefined && req.maxTokens > room) {
-    throw badRequest(`the prompt (${promptTokens} tokens) plus max_tokens (${req.maxTokens}) exceeds the model's context length of ${context}`, "max_tokens", "context_length_exceeded");
+    throw badRequest(
+      `the prompt (${promptTokens} tokens) plus max_tokens (${req.maxTokens}) exceeds the model's context length of ${context}`,
+      "max_tokens",
+      "context_length_exceeded",
+    );
   }
   const fallback = Math.min(ctx.maxTokens, m.generator.base.generationConfig?.maxNewTokens ?? 256);
   const options: GenerateOptions = { maxNewTokens: req.maxTokens ?? Math.min(fallback, room), stopStrings: req.stop };
@@ -108,7 +119,14 @@ async function chatCompletions(ctx: RouteContext, request: FastifyRequest, reply
     ctx.metrics.generated(m.id, result.promptTokens, result.tokens.length);
     const { reasoning, answer } = splitReasoning(cutAtStop(result.text, req.stop), opened);
     const message = { role: "assistant", content: answer, ...(reasoning ? { reasoning_content: reasoning } : {}) };
-    return { id, object: "chat.completion", created, model: m.id, choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason }], usage: usageOf([result]) };
+    return {
+      id,
+      object: "chat.completion",
+      created,
+      model: m.id,
+      choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason }],
+      usage: usageOf([result]),
+    };
   }
 
   const sse = new SseWriter(reply);
@@ -157,17 +175,27 @@ async function completions(ctx: RouteContext, request: FastifyRequest, reply: Fa
   if (!req.stream) {
     const results = await Promise.all(m.queue.submitAll(prompts.map((p) => ({ prompt: p.ids, options: p.options }))));
     results.forEach((r) => ctx.metrics.generated(m.id, r.promptTokens, r.tokens.length));
-    return { id, object: "text_completion", created, model: m.id, choices: results.map((r, i) => choice(i, cutAtStop(r.text, req.stop), r.finishReason)), usage: usageOf(results) };
+    return {
+      id,
+      object: "text_completion",
+      created,
+      model: m.id,
+      choices: results.map((r, i) => choice(i, cutAtStop(r.text, req.stop), r.finishReason)),
+      usage: usageOf(results),
+    };
   }
 
   const sse = new SseWriter(reply);
-  const send = (index: number, text: string, finish: string | null) => sse.send({ id, object: "text_completion", created, model: m.id, choices: [choice(index, text, finish)] });
+  const send = (index: number, text: string, finish: string | null) =>
+    sse.send({ id, object: "text_completion", created, model: m.id, choices: [choice(index, text, finish)] });
   const controller = new AbortController();
   const streams = prompts.map((_, i) => {
     const stops = new StopFilter(req.stop, (text) => send(i, text, null));
     return { stops, text: new ReplyStream(tok, false, (text) => stops.push(text)) };
   });
-  const pending = m.queue.submitAll(prompts.map((p, i) => ({ prompt: p.ids, options: { ...p.options, onToken: (t: number) => streams[i].text.push(t) }, signal: controller.signal })));
+  const pending = m.queue.submitAll(
+    prompts.map((p, i) => ({ prompt: p.ids, options: { ...p.options, onToken: (t: number) => streams[i].text.push(t) }, signal: controller.signal })),
+  );
   sse.start();
   abortOnDisconnect(reply, controller);
   try {
@@ -196,6 +224,12 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: RouteContext): v
   app.post("/v1/completions", (request, reply) => completions(ctx, request, reply));
   app.get("/v1/models", async () => ({
     object: "list",
-    data: ctx.models.map((m) => ({ id: m.id, object: "model", created: m.created, owned_by: "tunelab", task: m.kind === "generate" ? "text-generation" : "text-classification" })),
+    data: ctx.models.map((m) => ({
+      id: m.id,
+      object: "model",
+      created: m.created,
+      owned_by: "tunelab",
+      task: m.kind === "generate" ? "text-generation" : "text-classification",
+    })),
   }));
 }

@@ -79,12 +79,14 @@ export class BatchQueue<I, O> {
     const batch = this.waiting.splice(0, this.options.maxBatchSize);
     this.runningCount = batch.length;
     this.options.onBatch?.(batch.length);
-    this.runBatch(batch.map((w) => w.item)).then(
-      (outs) => batch.forEach((w, i) => w.resolve(outs[i])),
-      (err: unknown) => batch.forEach((w) => w.reject(err)),
-    ).finally(() => {
-      this.runningCount = 0;
-      this.pump();
-    });
+    this.runBatch(batch.map((w) => w.item))
+      .then(
+        (outs) => batch.forEach((w, i) => w.resolve(outs[i])),
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        this.runningCount = 0;
+        this.pump();
+      });
   }
 }

@@ -65,10 +65,19 @@ function toApiError(err: FastifyError | Error, maxBodyBytes: number): ApiError {
   if (err instanceof ApiError) return err;
   const code = (err as FastifyError).code;
   const status = (err as FastifyError).statusCode;
-  if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return new ApiError(413, `the request body is larger than this server's limit of ${maxBodyBytes} bytes (--max-body-bytes)`, "invalid_request_error", null, "request_too_large");
-  if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof SyntaxError) return badRequest(`the request body is not valid JSON: ${err.message}`, null, "invalid_json");
+  if (code === "FST_ERR_CTP_BODY_TOO_LARGE")
+    return new ApiError(
+      413,
+      `the request body is larger than this server's limit of ${maxBodyBytes} bytes (--max-body-bytes)`,
+      "invalid_request_error",
+      null,
+      "request_too_large",
+    );
+  if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof SyntaxError)
+    return badRequest(`the request body is not valid JSON: ${err.message}`, null, "invalid_json");
   if (code === "FST_ERR_CTP_EMPTY_JSON_BODY") return badRequest("the request body is empty; send a JSON object", null, "invalid_json");
-  if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return new ApiError(415, "send the body as JSON with the header Content-Type: application/json", "invalid_request_error", null, "unsupported_media_type");
+  if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE")
+    return new ApiError(415, "send the body as JSON with the header Content-Type: application/json", "invalid_request_error", null, "unsupported_media_type");
   if (status !== undefined && status >= 400 && status < 500) return new ApiError(status, err.message);
   return new ApiError(500, `internal error: ${err.message}`);
 }
@@ -80,7 +89,12 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
   const maxQueue = options.maxQueue ?? 256;
   const maxTokens = options.maxTokens ?? 2048;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-  for (const [name, v, min] of [["maxBatchSize", maxBatchSize, 1], ["maxQueue", maxQueue, 0], ["maxTokens", maxTokens, 1], ["maxBodyBytes", maxBodyBytes, 1]] as const) {
+  for (const [name, v, min] of [
+    ["maxBatchSize", maxBatchSize, 1],
+    ["maxQueue", maxQueue, 0],
+    ["maxTokens", maxTokens, 1],
+    ["maxBodyBytes", maxBodyBytes, 1],
+  ] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw new Error(`serve: ${name} must be an integer >= ${min}, got ${v}`);
   }
   const metrics = new ServerMetrics();
@@ -111,7 +125,8 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
     if (options.apiKey !== undefined && PROTECTED.test(request.url)) {
       const header = request.headers.authorization;
       const given = typeof header === "string" && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, "") : null;
-      if (given === null) throw new ApiError(401, "missing API key: send the header Authorization: Bearer <key>", "invalid_request_error", null, "invalid_api_key");
+      if (given === null)
+        throw new ApiError(401, "missing API key: send the header Authorization: Bearer <key>", "invalid_request_error", null, "invalid_api_key");
       if (!sameKey(given, options.apiKey)) throw new ApiError(401, "incorrect API key provided", "invalid_request_error", null, "invalid_api_key");
     }
   });
@@ -121,13 +136,22 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
     return reply.status(e.status).send(e.body());
   });
   app.setNotFoundHandler((request, reply) => {
-    const e = new ApiError(404, `no route ${request.method} ${request.url.split("?")[0]}; see GET /v1/models, POST /v1/chat/completions, /v1/completions, /predict`, "invalid_request_error", null, "not_found");
+    const e = new ApiError(
+      404,
+      `no route ${request.method} ${request.url.split("?")[0]}; see GET /v1/models, POST /v1/chat/completions, /v1/completions, /predict`,
+      "invalid_request_error",
+      null,
+      "not_found",
+    );
     return reply.status(404).send(e.body());
   });
 
   app.get("/health", async () => ({ status: "ok", models: models.map((m) => m.id) }));
   app.get("/metrics", async (_request, reply) => {
-    const gauges = { queued: Object.fromEntries(models.map((m) => [m.id, m.queue.queued])), running: Object.fromEntries(models.map((m) => [m.id, m.queue.running])) };
+    const gauges = {
+      queued: Object.fromEntries(models.map((m) => [m.id, m.queue.queued])),
+      running: Object.fromEntries(models.map((m) => [m.id, m.queue.running])),
+    };
     return reply.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(gauges));
   });
   app.post("/predict", async (request) => {
@@ -135,7 +159,13 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
     const m = findModel(ctx, req.model);
     if (m.kind === "classify") {
       const c = await m.queue.submit(req.text);
-      return { model: m.id, label: c.label, score: c.score, scores: c.scores, usage: { prompt_tokens: c.promptTokens, completion_tokens: 0, total_tokens: c.promptTokens } };
+      return {
+        model: m.id,
+        label: c.label,
+        score: c.score,
+        scores: c.scores,
+        usage: { prompt_tokens: c.promptTokens, completion_tokens: 0, total_tokens: c.promptTokens },
+      };
     }
     const ids = m.generator.tokenizer.encode(req.text, { addSpecialTokens: true });
     if (ids.length === 0) throw badRequest("text is empty", "text");

@@ -10,7 +10,12 @@ export class SseWriter {
   /** Takes the response over from fastify and sends the headers. */
   start(): void {
     this.reply.hijack();
-    this.reply.raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    this.reply.raw.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
     this.started = true;
   }
 

@@ -60,7 +60,8 @@ function object(body: unknown): Body {
 function optNumber(b: Body, key: string, check: (v: number) => boolean, want: string, integer = false): number | undefined {
   const v = b[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v))) throw badRequest(`${key} must be ${integer ? "an integer" : "a number"}, got ${typeName(v)} ${JSON.stringify(v)}`, key);
+  if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v)))
+    throw badRequest(`${key} must be ${integer ? "an integer" : "a number"}, got ${typeName(v)} ${JSON.stringify(v)}`, key);
   if (!check(v)) throw badRequest(`${key} must be ${want}, got ${v}`, key);
   return v;
 }
@@ -105,7 +106,7 @@ function sampling(b: Body, maxTokensLimit: number): SamplingRequest {
     stop,
     ignoreEos: optBool(b, "ignore_eos") ?? false,
     stream: optBool(b, "stream") ?? false,
-    includeUsage: streamOptions ? ((streamOptions as Body).include_usage === true) : false,
+    includeUsage: streamOptions ? (streamOptions as Body).include_usage === true : false,
   };
 }
 
@@ -146,7 +147,8 @@ export function parseChatRequest(body: unknown, maxTokensLimit: number): ChatReq
   });
   const kwargs = b.chat_template_kwargs;
   const enableThinking = kwargs && typeof kwargs === "object" ? (kwargs as Body).enable_thinking : undefined;
-  if (enableThinking !== undefined && typeof enableThinking !== "boolean") throw badRequest("chat_template_kwargs.enable_thinking must be true or false", "chat_template_kwargs");
+  if (enableThinking !== undefined && typeof enableThinking !== "boolean")
+    throw badRequest("chat_template_kwargs.enable_thinking must be true or false", "chat_template_kwargs");
   return { ...sampling(b, maxTokensLimit), messages, enableThinking };
 }
 
