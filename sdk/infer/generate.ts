@@ -84,6 +84,19 @@ export interface GenerateRow {
   options?: GenerateOptions;
   /** Aborting it ends the row at the next step (a client that went away). */
   signal?: AbortSignal;
+  /** Called with the row's result as soon as it ends, while other rows may still be generating. */
+  onDone?: (result: GenerationResult) => void;
+}
+
+/** Options of `Generator.generateRows`: continuous batching. */
+export interface GenerateRowsOptions {
+  /**
+   * Called before every step with the number of rows still generating; the rows it returns join the batch (their
+   * prompts run in that step, the running rows wait one step), so a server can add requests to a running batch.
+   */
+  join?: (running: number) => readonly GenerateRow[];
+  /** Called with the number of rows in each forward pass. */
+  onStep?: (rows: number) => void;
 }
 
 /** The settings of one row after defaults. */
@@ -96,6 +109,7 @@ interface DecodeRow {
   rng: Rng;
   onToken?: (tokenId: number) => void;
   signal?: AbortSignal;
+  onDone?: (result: GenerationResult) => void;
 }
 
 function checkPrompts(prompts: readonly (readonly number[])[]): void {
@@ -114,6 +128,49 @@ export function selectCacheRows(cache: KvCache, keep: readonly number[]): KvCach
     return { dtype: t.dtype, shape: [keep.length, ...t.shape.slice(1)], data: out };
   };
   return { batch: keep.length, length: cache.length, keys: cache.keys.map(pick), values: cache.values.map(pick) };
+}
+
+/**
+ * Appends rows `b` (cache of length Lb) to rows `a` (cache of length La) in one cache of length max(La, Lb): the
+ * shorter side is left-padded with zeros, and its rows' ids, masks (0 there) and positions are padded to match.
+ */
+function mergeCaches(
+  a: KvCache,
+  aRows: readonly { ids: number[]; mask: number[]; positions: number[] }[],
+  b: KvCache,
+  bRows: readonly { ids: number[]; mask: number[]; positions: number[] }[],
+  pad: number,
+): KvCache {
+  const length = Math.max(a.length, b.length);
+  for (const [c, rows] of [
+    [a, aRows],
+    [b, bRows],
+  ] as const) {
+    const extra = length - c.length;
+    if (extra === 0) continue;
+    for (const r of rows) {
+      r.ids.unshift(...new Array<number>(extra).fill(pad));
+      r.mask.unshift(...new Array<number>(extra).fill(0));
+      r.positions.unshift(...new Array<number>(extra).fill(1));
+    }
+  }
+  const merge = (x: HostTensor, y: HostTensor): HostTensor => {
+    const [heads, dim] = [x.shape[1], x.shape[3]];
+    const src = [x, y].map((t) => ({ data: t.data as Float32Array, batch: t.shape[0], length: t.shape[2] }));
+    const out = new (src[0].data.constructor as Float32ArrayConstructor)((a.batch + b.batch) * heads * length * dim);
+    let row = 0;
+    for (const t of src) {
+      for (let r = 0; r < t.batch; r++, row++) {
+        for (let h = 0; h < heads; h++) {
+          const from = (r * heads + h) * t.length * dim;
+          const to = ((row * heads + h) * length + (length - t.length)) * dim;
+          out.set(t.data.subarray(from, from + t.length * dim), to);
+        }
+      }
+    }
+    return { dtype: x.dtype, shape: [a.batch + b.batch, heads, length, dim], data: out };
+  };
+  return { batch: a.batch + b.batch, length, keys: a.keys.map((k, l) => merge(k, b.keys[l])), values: a.values.map((v, l) => merge(v, b.values[l])) };
 }
 
 /** Options of a Generator. */
@@ -256,85 +313,153 @@ export class Generator {
   /**
    * Generates several prompts in one batch, each row with its own options (sampling, max_new_tokens, stop ids and
    * strings, seed, onToken with row 0), as a server batches unrelated requests. A row whose `signal` is aborted
-   * stops at the next step (finish reason "stop"). Finished rows leave the batch, so later steps cost less.
+   * stops at the next step (finish reason "stop"). Finished rows leave the batch (and its cache), and with
+   * `options.join` new rows enter it while it runs (continuous batching). Resolves with every row's result, the
+   * joined ones after the first, in the order they joined.
    */
-  async generateRows(rows: readonly GenerateRow[]): Promise<GenerationResult[]> {
+  async generateRows(rows: readonly GenerateRow[], options: GenerateRowsOptions = {}): Promise<GenerationResult[]> {
     if (rows.length === 0) throw new Error("generateRows: no rows");
-    checkPrompts(rows.map((r) => r.prompt));
-    const prepared = rows.map((r) => {
-      const opts = r.options ?? {};
-      const onToken = opts.onToken;
-      return {
-        prompt: r.prompt,
-        s: this.settings(opts),
-        rng: opts.seed !== undefined ? new Rng(opts.seed) : this.rng,
-        onToken: onToken && ((t: number) => onToken(t, 0)),
-        signal: r.signal,
-      };
-    });
+    const prepare = (list: readonly GenerateRow[]): DecodeRow[] => {
+      checkPrompts(list.map((r) => r.prompt));
+      return list.map((r) => {
+        const opts = r.options ?? {};
+        const onToken = opts.onToken;
+        return {
+          prompt: r.prompt,
+          s: this.settings(opts),
+          rng: opts.seed !== undefined ? new Rng(opts.seed) : this.rng,
+          onToken: onToken && ((t: number) => onToken(t, 0)),
+          signal: r.signal,
+          onDone: r.onDone,
+        };
+      });
+    };
     const useCache = rows.every((r) => r.options?.useCache ?? true);
-    return this.decode(prepared, useCache);
+    if (!useCache && options.join) throw new Error("generateRows: rows cannot join a batch that runs without the cache");
+    const join = options.join;
+    return this.decode(prepare(rows), useCache, join && ((running: number) => prepare(join(running))), options.onStep);
   }
 
-  /** The decoding loop: left-padded prompts, one forward pass per step over the rows still running. */
-  private async decode(rows: readonly DecodeRow[], useCache: boolean): Promise<GenerationResult[]> {
-    const width = Math.max(...rows.map((r) => r.prompt.length));
+  /**
+   * The decoding loop. Each row keeps its token ids, attention mask and positions, one longer than the cache (the
+   * last token is fed next). A step either runs the prompts of newly joined rows (left-padded to their longest,
+   * positions counting real tokens only) and merges their cache with the running rows' (the shorter one
+   * left-padded, masked out), or feeds every running row its last token. Finished rows are cut out of the cache.
+   */
+  private async decode(
+    first: readonly DecodeRow[],
+    useCache: boolean,
+    join?: (running: number) => DecodeRow[],
+    onStep?: (rows: number) => void,
+  ): Promise<GenerationResult[]> {
     const pad = this.tokenizer.padTokenId;
-
-    // Left padding, so every row's last prompt token is the last position; positions count real tokens only.
-    const ids = rows.map(({ prompt: p }) => [...new Array<number>(width - p.length).fill(pad), ...p]);
-    const mask = rows.map(({ prompt: p }) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
-    const positions = rows.map(({ prompt: p }) => [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)]);
-    const outputs: number[][] = rows.map(() => []);
-    const seen = rows.map((r) => new Set(r.prompt));
-    const finish: (FinishReason | null)[] = rows.map((r) => (r.s.maxNewTokens === 0 ? "length" : null));
-    const decoded = rows.map(() => "");
-
-    // `live` lists the rows still generating, in batch order; the cache holds exactly those rows.
-    let live = rows.map((_, row) => row).filter((row) => finish[row] === null);
-    let cache: KvCache | null = null;
-    let feed = { inputIds: live.map((r) => ids[r]), positionIds: live.map((r) => positions[r]) };
-    while (live.length > 0) {
-      const attentionMask = live.map((r) => mask[r]);
-      const result: ForwardResult = useCache
-        ? await this.forward({ ...feed, attentionMask }, cache)
-        : await this.forward({ inputIds: live.map((r) => ids[r]), positionIds: live.map((r) => positions[r]), attentionMask }, null);
-      live.forEach((row, i) => {
-        const { s } = rows[row];
-        if (rows[row].signal?.aborted) {
-          finish[row] = "stop";
-          return;
-        }
-        const token = selectToken(result.logits[i], seen[row], s, rows[row].rng);
-        ids[row].push(token);
-        mask[row].push(1);
-        positions[row].push(positions[row][positions[row].length - 1] + 1);
-        if (s.eos.has(token)) {
-          finish[row] = "stop";
-          return;
-        }
-        outputs[row].push(token);
-        seen[row].add(token);
-        rows[row].onToken?.(token);
-        if (s.stopStrings.length > 0) {
-          const before = decoded[row].length;
-          decoded[row] = this.tokenizer.decode(outputs[row]);
-          const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
-          if (s.stopStrings.some((x) => decoded[row].indexOf(x, from) >= 0)) finish[row] = "stop";
-        }
-        if (finish[row] === null && outputs[row].length >= s.maxNewTokens) finish[row] = "length";
-      });
-      const keep = live.flatMap((row, i) => (finish[row] === null ? [i] : []));
-      cache = useCache && keep.length < live.length ? selectCacheRows(result.cache, keep) : result.cache;
-      live = keep.map((i) => live[i]);
-      feed = { inputIds: live.map((r) => [ids[r][ids[r].length - 1]]), positionIds: live.map((r) => [positions[r][positions[r].length - 1]]) };
+    interface State {
+      row: DecodeRow;
+      ids: number[];
+      mask: number[];
+      positions: number[];
+      outputs: number[];
+      seen: Set<number>;
+      decoded: string;
+      finish: FinishReason | null;
     }
-    return rows.map((r, row) => ({
-      tokens: outputs[row],
-      text: this.tokenizer.decode(outputs[row], { skipSpecialTokens: true }),
-      finishReason: finish[row] ?? "length",
-      promptTokens: r.prompt.length,
-    }));
+    const all: State[] = [];
+    let live: State[] = [];
+    let cache: KvCache | null = null;
+    let joining: DecodeRow[] = [...first];
+
+    const finishRow = (st: State) => {
+      const result = {
+        tokens: st.outputs,
+        text: this.tokenizer.decode(st.outputs, { skipSpecialTokens: true }),
+        finishReason: st.finish ?? "length",
+        promptTokens: st.row.prompt.length,
+      };
+      st.row.onDone?.(result);
+      return result;
+    };
+    const results = new Map<State, GenerationResult>();
+    /** Takes a sampled token for a row: ends it on eos, a stop string or max_new_tokens. */
+    const accept = (st: State, token: number) => {
+      const { s } = st.row;
+      st.ids.push(token);
+      st.mask.push(1);
+      st.positions.push(st.positions[st.positions.length - 1] + 1);
+      if (s.eos.has(token)) {
+        st.finish = "stop";
+        return;
+      }
+      st.outputs.push(token);
+      st.seen.add(token);
+      st.row.onToken?.(token);
+      if (s.stopStrings.length > 0) {
+        const before = st.decoded.length;
+        st.decoded = this.tokenizer.decode(st.outputs);
+        const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
+        if (s.stopStrings.some((x) => st.decoded.indexOf(x, from) >= 0)) st.finish = "stop";
+      }
+      if (st.finish === null && st.outputs.length >= s.maxNewTokens) st.finish = "length";
+    };
+    const sample = (st: State, logits: Float32Array) => {
+      if (st.row.signal?.aborted) st.finish = "stop";
+      else accept(st, selectToken(logits, st.seen, st.row.s, st.row.rng));
+    };
+
+    for (;;) {
+      if (join) joining.push(...join(live.length));
+      const fresh = joining.splice(0).map((row): State => {
+        const st = { row, ids: [], mask: [], positions: [], outputs: [], seen: new Set(row.prompt), decoded: "", finish: null } as State;
+        all.push(st);
+        if (row.s.maxNewTokens === 0) st.finish = "length";
+        return st;
+      });
+      for (const st of fresh.filter((x) => x.finish !== null)) results.set(st, finishRow(st));
+      const entering = fresh.filter((x) => x.finish === null);
+      let stepped: State[];
+      if (entering.length > 0) {
+        // The new rows' prompts, left-padded to their longest; their cache then merges with the running rows'.
+        const width = Math.max(...entering.map((st) => st.row.prompt.length));
+        for (const st of entering) {
+          const p = st.row.prompt;
+          st.ids = [...new Array<number>(width - p.length).fill(pad), ...p];
+          st.mask = [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)];
+          st.positions = [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)];
+        }
+        onStep?.(entering.length);
+        const result = await this.forward({
+          inputIds: entering.map((st) => st.ids),
+          attentionMask: entering.map((st) => st.mask),
+          positionIds: entering.map((st) => st.positions),
+        });
+        entering.forEach((st, i) => sample(st, result.logits[i]));
+        if (useCache) cache = live.length > 0 ? mergeCaches(cache!, live, result.cache, entering, pad) : result.cache;
+        live = [...live, ...entering];
+        stepped = live;
+      } else if (live.length > 0) {
+        onStep?.(live.length);
+        const attentionMask = live.map((st) => st.mask);
+        const result: ForwardResult = useCache
+          ? await this.forward(
+              {
+                inputIds: live.map((st) => [st.ids[st.ids.length - 1]]),
+                positionIds: live.map((st) => [st.positions[st.positions.length - 1]]),
+                attentionMask,
+              },
+              cache,
+            )
+          : await this.forward({ inputIds: live.map((st) => st.ids), positionIds: live.map((st) => st.positions), attentionMask }, null);
+        live.forEach((st, i) => sample(st, result.logits[i]));
+        if (useCache) cache = result.cache;
+        stepped = live;
+      } else {
+        break;
+      }
+      const keep = stepped.flatMap((st, i) => (st.finish === null ? [i] : []));
+      for (const st of stepped) if (st.finish !== null) results.set(st, finishRow(st));
+      if (useCache && keep.length < stepped.length) cache = keep.length > 0 ? selectCacheRows(cache!, keep) : null;
+      live = keep.map((i) => stepped[i]);
+    }
+    return all.map((st) => results.get(st)!);
   }
 
   /** Frees the session (a later call makes a new one). */

@@ -45,10 +45,9 @@ test("load: 200 requests, 16 at a time, through the openai client: no failures, 
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
   assert.equal(value('tunelab_requests_total\\{route="/v1/completions",status="200"\\}'), 200);
-  const batches = value("tunelab_batch_size_count");
-  // (the start-up warm-up pass is not a queued batch) 200 requests in far fewer batches: they shared forward passes.
-  assert.equal(value("tunelab_batch_size_sum"), 200);
-  assert.ok(batches <= 50, `${batches} batches for 200 requests`);
+  // Rows per forward pass: requests shared them (continuous batching keeps the batch near the 16 in flight).
+  const rowsPerPass = value("tunelab_batch_size_sum") / value("tunelab_batch_size_count");
+  assert.ok(rowsPerPass >= 4, `${rowsPerPass.toFixed(2)} rows per forward pass`);
   await server.close();
 });
 

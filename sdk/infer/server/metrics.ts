@@ -51,7 +51,7 @@ export class ServerMetrics {
     this.tokens.set(model, t);
   }
 
-  /** Records the size of a batch as it starts. */
+  /** Records the rows of one forward pass. */
   batch(size: number): void {
     this.batches.observe(size);
   }
@@ -73,7 +73,7 @@ export class ServerMetrics {
     for (const [model, t] of this.tokens) out.push(`tunelab_prompt_tokens_total${labels({ model })} ${t.prompt}`);
     out.push("# HELP tunelab_generation_tokens_total Tokens generated, by model.", "# TYPE tunelab_generation_tokens_total counter");
     for (const [model, t] of this.tokens) out.push(`tunelab_generation_tokens_total${labels({ model })} ${t.completion}`);
-    out.push("# HELP tunelab_batch_size Requests per batch of shared forward passes.", "# TYPE tunelab_batch_size histogram");
+    out.push("# HELP tunelab_batch_size Rows (requests) in each forward pass.", "# TYPE tunelab_batch_size histogram");
     histogramLines(out, "tunelab_batch_size", {}, this.batches);
     out.push("# HELP tunelab_queue_waiting Requests waiting for a batch, by model.", "# TYPE tunelab_queue_waiting gauge");
     for (const [model, n] of Object.entries(gauges.queued)) out.push(`tunelab_queue_waiting${labels({ model })} ${n}`);

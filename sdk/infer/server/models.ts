@@ -9,7 +9,7 @@ import type { BaseModel } from "../../models/model";
 import type { Device } from "../../runtime/device";
 import { Generator, type GenerateRow, type GenerationResult } from "../generate";
 import { Classifier, readLabels, type Classification } from "./classifier";
-import { BatchQueue } from "./queue";
+import { BatchQueue, type BatchRunner, type QueueEntry } from "./queue";
 
 /** An adapter to serve: its folder, and the model name clients ask for (default: the folder's name). */
 export interface AdapterSpec {
@@ -30,20 +30,22 @@ export interface ModelSetOptions {
   threads?: number;
   /** Name of the base model; default its folder's name. */
   servedModelName?: string;
-  onBatch?: (size: number) => void;
+  /** Called with the number of rows in each forward pass (generation) or batch (classification). */
+  onStep?: (rows: number) => void;
 }
 
 /** Opens every model, compiles its session and runs one tiny pass, so that a broken model fails at start-up. */
 export async function openServedModels(base: BaseModel, adapters: readonly AdapterSpec[], o: ModelSetOptions): Promise<ServedModel[]> {
   const created = Math.floor(Date.now() / 1000);
-  const queueOptions = (name: string) => ({ maxBatchSize: o.maxBatchSize, maxQueue: o.maxQueue, name, onBatch: o.onBatch });
-  const generating = (id: string, generator: Generator): ServedModel => ({
-    id,
-    kind: "generate",
-    created,
-    generator,
-    queue: new BatchQueue((rows) => generator.generateRows(rows), queueOptions(id)),
-  });
+  const queueOptions = (name: string) => ({ maxBatchSize: o.maxBatchSize, maxQueue: o.maxQueue, name });
+  const generating = (id: string, generator: Generator): ServedModel => {
+    // Each request is answered when its own row ends; waiting requests join the running batch between steps.
+    const toRow = (e: QueueEntry<GenerateRow, GenerationResult>): GenerateRow => ({ ...e.item, onDone: (r) => e.resolve(r) });
+    const runner: BatchRunner<GenerateRow, GenerationResult> = async (batch, take) => {
+      await generator.generateRows(batch.map(toRow), { join: (running) => take(running).map(toRow), onStep: o.onStep });
+    };
+    return { id, kind: "generate", created, generator, queue: new BatchQueue(runner, queueOptions(id)) };
+  };
   const models: ServedModel[] = [generating(o.servedModelName ?? path.basename(base.dir), new Generator(base, { device: o.device, threads: o.threads }))];
   for (const spec of adapters) {
     const id = spec.name ?? path.basename(path.resolve(spec.path));
@@ -52,7 +54,13 @@ export async function openServedModels(base: BaseModel, adapters: readonly Adapt
     if (adapter.config.taskType === "SEQ_CLS") {
       const numLabels = adapter.modulesToSave["score.weight"]?.shape[0] ?? 0;
       const classifier = new Classifier(base, adapter, readLabels(spec.path, numLabels), o.device);
-      models.push({ id, kind: "classify", created, classifier, queue: new BatchQueue((texts) => classifier.classify(texts), queueOptions(id)) });
+      models.push({
+        id,
+        kind: "classify",
+        created,
+        classifier,
+        queue: BatchQueue.simple((texts: string[]) => (o.onStep?.(texts.length), classifier.classify(texts)), queueOptions(id)),
+      });
     } else {
       models.push(generating(id, new Generator(base, { lora: adapter, device: o.device, threads: o.threads })));
     }

@@ -105,7 +105,7 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
     device: options.device,
     threads: options.threads,
     servedModelName: options.servedModelName,
-    onBatch: (n) => metrics.batch(n),
+    onStep: (n) => metrics.batch(n),
   });
   const ctx: RouteContext = { models, metrics, maxTokens, maxBatchSize, defaultModel: (models[1] ?? models[0]).id };
 
