@@ -366,7 +366,7 @@ export class Generator {
     const all: State[] = [];
     let live: State[] = [];
     let cache: KvCache | null = null;
-    let joining: DecodeRow[] = [...first];
+    const joining: DecodeRow[] = [...first];
 
     const finishRow = (st: State) => {
       const result = {
