@@ -155,3 +155,7 @@ test("a full queue answers 429; a client that goes away frees its place in the b
     await small.close();
   }
 });
+
+test("a port in use fails start-up with a message naming --port", async () => {
+  await assert.rejects(serve(model, { port: server.port }), new RegExp(`port ${server.port} on 127\\.0\\.0\\.1 is in use; pick another with --port`));
+});

@@ -84,8 +84,8 @@ const usageOf = (results: readonly GenerationResult[]) => {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 };
 
-/** Aborts `controller` when the client goes away before the response is complete. */
-function abortOnDisconnect(reply: FastifyReply, controller: AbortController): void {
+/** Aborts `controller` when the client goes away before the response is complete (its rows stop generating). */
+export function abortOnDisconnect(reply: FastifyReply, controller: AbortController): void {
   reply.raw.on("close", () => {
     if (!reply.raw.writableFinished) controller.abort();
   });
@@ -115,7 +115,10 @@ async function chatCompletions(ctx: RouteContext, request: FastifyRequest, reply
   const created = now();
 
   if (!req.stream) {
-    const result = await m.queue.submit({ prompt: ids, options });
+    const controller = new AbortController();
+    const done = m.queue.submit({ prompt: ids, options, signal: controller.signal });
+    abortOnDisconnect(reply, controller);
+    const result = await done;
     ctx.metrics.generated(m.id, result.promptTokens, result.tokens.length);
     const { reasoning, answer } = splitReasoning(cutAtStop(result.text, req.stop), opened);
     const message = { role: "assistant", content: answer, ...(reasoning ? { reasoning_content: reasoning } : {}) };
@@ -173,7 +176,10 @@ async function completions(ctx: RouteContext, request: FastifyRequest, reply: Fa
   const choice = (index: number, text: string, finish: string | null) => ({ index, text, logprobs: null, finish_reason: finish });
 
   if (!req.stream) {
-    const results = await Promise.all(m.queue.submitAll(prompts.map((p) => ({ prompt: p.ids, options: p.options }))));
+    const controller = new AbortController();
+    const pending = m.queue.submitAll(prompts.map((p) => ({ prompt: p.ids, options: p.options, signal: controller.signal })));
+    abortOnDisconnect(reply, controller);
+    const results = await Promise.all(pending);
     results.forEach((r) => ctx.metrics.generated(m.id, r.promptTokens, r.tokens.length));
     return {
       id,

@@ -10,7 +10,8 @@ import type { Device } from "../../runtime/device";
 import { ApiError, badRequest, ShuttingDownError } from "./errors";
 import { ServerMetrics } from "./metrics";
 import { closeServedModels, openServedModels, type AdapterSpec, type ServedModel } from "./models";
-import { findModel, generateOptions, registerOpenAiRoutes, type RouteContext } from "./openai";
+import { abortOnDisconnect, findModel, generateOptions, registerOpenAiRoutes, type RouteContext } from "./openai";
+import { cutAtStop } from "./stream-text";
 import { parsePredictRequest } from "./validate";
 
 /** Options of `serve` (the CLI's flags in camelCase). */
@@ -154,7 +155,7 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
     };
     return reply.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(gauges));
   });
-  app.post("/predict", async (request) => {
+  app.post("/predict", async (request, reply) => {
     const req = parsePredictRequest(request.body, maxTokens);
     const m = findModel(ctx, req.model);
     if (m.kind === "classify") {
@@ -169,16 +170,26 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
     }
     const ids = m.generator.tokenizer.encode(req.text, { addSpecialTokens: true });
     if (ids.length === 0) throw badRequest("text is empty", "text");
-    const r = await m.queue.submit({ prompt: ids, options: generateOptions(ctx, m, ids.length, req, "text") });
+    const controller = new AbortController();
+    const done = m.queue.submit({ prompt: ids, options: generateOptions(ctx, m, ids.length, req, "text"), signal: controller.signal });
+    abortOnDisconnect(reply, controller);
+    const r = await done;
     metrics.generated(m.id, r.promptTokens, r.tokens.length);
-    const text = req.stop.reduce((t, s) => (t.includes(s) ? t.slice(0, t.indexOf(s)) : t), r.text);
+    const text = cutAtStop(r.text, req.stop);
     const usage = { prompt_tokens: r.promptTokens, completion_tokens: r.tokens.length, total_tokens: r.promptTokens + r.tokens.length };
     return { model: m.id, text, finish_reason: r.finishReason, usage };
   });
   registerOpenAiRoutes(app, ctx);
 
   const host = options.host ?? "127.0.0.1";
-  await app.listen({ port: options.port ?? 8000, host });
+  try {
+    await app.listen({ port: options.port ?? 8000, host });
+  } catch (e) {
+    await closeServedModels(models);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new Error(`serve: port ${options.port ?? 8000} on ${host} is in use; pick another with --port (0 picks a free one)`);
+    throw e;
+  }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : (options.port ?? 8000);
   const url = `http://${host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
