@@ -187,7 +187,8 @@ export async function serve(model: string | BaseModel, options: ServeOptions = {
   } catch (e) {
     await closeServedModels(models);
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "EADDRINUSE") throw new Error(`serve: port ${options.port ?? 8000} on ${host} is in use; pick another with --port (0 picks a free one)`);
+    if (code === "EADDRINUSE")
+      throw new Error(`serve: port ${options.port ?? 8000} on ${host} is in use; pick another with --port (0 picks a free one)`, { cause: e });
     throw e;
   }
   const address = app.server.address();
