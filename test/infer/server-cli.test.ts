@@ -50,7 +50,7 @@ test("tunelab serve: repeated --adapter, --api-key, and SIGTERM that lets a runn
     models.data.map((m) => m.id),
     ["base", "a1", "second"],
   );
-  const stream = await client(url, "k").completions.create({ model: "second", prompt: "hi", max_tokens: 200, stream: true, ignore_eos: true } as never);
+  const stream = await client(url, "k").completions.create({ model: "second", prompt: "hi", max_tokens: 120, stream: true, ignore_eos: true } as never);
   const iterator = (stream as unknown as AsyncIterable<{ choices: { text: string; finish_reason: string | null }[] }>)[Symbol.asyncIterator]();
   await iterator.next();
   child.kill("SIGTERM");

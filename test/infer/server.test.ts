@@ -99,6 +99,26 @@ test("streamed chat (openai client): chunks as OpenAI defines them, joining to t
   const last = chunks[chunks.length - 1];
   assert.deepEqual(last.choices, []);
   assert.deepEqual(last.usage, whole.usage);
+
+  // A stop string from inside the answer: both forms end right before it.
+  const answer = whole.choices[0].message.content!;
+  const stop = answer.slice(4, 6);
+  const cut = answer.slice(0, answer.indexOf(stop)).trim();
+  const stopped = await openai.chat.completions.create({ model: "sft", messages, temperature: 0, max_tokens: 16, stop: [stop, "never-said"] });
+  assert.equal(stopped.choices[0].message.content, cut);
+  assert.equal(stopped.choices[0].finish_reason, "stop");
+  let streamed = "";
+  for await (const c of await openai.chat.completions.create({
+    model: "sft",
+    messages,
+    temperature: 0,
+    max_tokens: 16,
+    stop: [stop, "never-said"],
+    stream: true,
+  })) {
+    streamed += c.choices[0]?.delta.content ?? "";
+  }
+  assert.equal(streamed, cut);
 });
 
 test("R1 reasoning comes back as reasoning_content, streamed and not, equal to chat()'s split", async () => {
