@@ -10,10 +10,11 @@ import { command as demo } from "./commands/demo";
 import { command as estimate } from "./commands/estimate";
 import { command as exportRecipe } from "./commands/export-recipe";
 import { command as show } from "./commands/show";
+import { command as serve } from "./commands/serve";
 import { packageVersion } from "../util/package";
 
 /** Every subcommand, in the order `tunelab --help` lists them. */
-export const commands: CliCommand[] = [demo, train, evaluate, show, estimate, exportRecipe, model, doctor, kernel];
+export const commands: CliCommand[] = [demo, train, evaluate, show, estimate, serve, exportRecipe, model, doctor, kernel];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

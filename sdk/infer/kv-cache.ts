@@ -104,6 +104,40 @@ export class KvCache {
     return new KvCache(keep.length, this.length, tensors, { arena, side: 0 }, layout);
   }
 
+  /**
+   * Rows of `a` followed by rows of `b` in one cache as long as the longer of the two; the shorter one's rows are
+   * left-padded with zeros (their masks must be 0 there). Copied once to new host buffers; both are consumed.
+   */
+  static async joinRows(a: KvCache, b: KvCache): Promise<KvCache> {
+    a.check();
+    b.check();
+    const { kvHeads, headDim } = a.layout;
+    const length = Math.max(a.length, b.length);
+    const batch = a.batch + b.batch;
+    const arena = new HostArena(batch, Math.max(64, 2 * length), a.layout);
+    const shape = [batch, kvHeads, length, headDim];
+    const tensors: HostTensor[] = [];
+    for (let i = 0; i < a.tensors.length; i++) {
+      const out = arena.sides[0][i].subarray(0, batch * kvHeads * length * headDim);
+      out.fill(0);
+      let row = 0;
+      for (const c of [a, b]) {
+        const t = c.tensors[i];
+        const src = (t instanceof RuntimeTensor ? await t.toHost() : t).data as Float32Array;
+        for (let r = 0; r < c.batch; r++, row++) {
+          for (let h = 0; h < kvHeads; h++) {
+            const from = (r * kvHeads + h) * c.length * headDim;
+            out.set(src.subarray(from, from + c.length * headDim), ((row * kvHeads + h) * length + length - c.length) * headDim);
+          }
+        }
+      }
+      tensors.push({ dtype: "float32", shape, data: out });
+    }
+    a.dispose();
+    b.dispose();
+    return new KvCache(batch, length, tensors, { arena, side: 0 }, a.layout);
+  }
+
   /** Frees what this cache holds in GPU memory; the cache can no longer be used. */
   dispose(): void {
     if (this.consumed) return;
