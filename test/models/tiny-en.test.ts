@@ -52,6 +52,29 @@ test("its tokenizer round-trips English and renders the chatml template with sin
   assert.equal(ids.filter((id) => id === m.tokenizer.eosTokenId).length, 1, "<|im_end|> is one token, the eos");
 });
 
+test("transformers.js (@huggingface/transformers) reads its tokenizer and encodes as tunelab does", async (t) => {
+  // A real import(), which tsc's commonjs output would otherwise turn into require().
+  const importEsm = new Function("s", "return import(s)") as (s: string) => Promise<Record<string, unknown>>;
+  let hf: Record<string, unknown>;
+  try {
+    hf = await importEsm("@huggingface/transformers");
+  } catch {
+    t.skip("@huggingface/transformers is not installed (a devDependency)");
+    return;
+  }
+  const env = hf.env as { allowRemoteModels: boolean; localModelPath: string };
+  env.allowRemoteModels = false;
+  env.localModelPath = path.dirname(BASE) + path.sep;
+  const AutoTokenizer = hf.AutoTokenizer as { from_pretrained(id: string): Promise<{ encode(s: string): number[]; decode(ids: number[]): string }> };
+  const theirs = await AutoTokenizer.from_pretrained(path.basename(BASE));
+  const ours = (await Model.open(BASE)).tokenizer;
+  const texts = [...heldOutGlosses(10), "Ünïcödé — 123 it's they'll  two  spaces\nnew line", "<|im_start|>user\nhi<|im_end|>\n"];
+  for (const text of texts) {
+    assert.deepEqual(theirs.encode(text), ours.encode(text), text);
+    assert.equal(theirs.decode(theirs.encode(text)), text);
+  }
+});
+
 test("held-out WordNet perplexity is far below the random initialisation's", async () => {
   const rows = heldOutGlosses(256).map((text) => ({ kind: "pretrain" as const, text }));
   const base = await Model.open(BASE);
