@@ -9,7 +9,7 @@ import { Rng } from "../util/random";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic";
 import { expectedWeights, parseModelConfig, type ModelConfig, type RopeScaling } from "./config";
 import { writeModelWeights, type Dtype, type TensorInput } from "./safetensors";
-import { tinyTokenizer, type TinyTokenizerKind } from "./tiny-tokenizers";
+import { tinyTokenizer, type TinyTokenizerKind, type TokenizerFiles } from "./tiny-tokenizers";
 
 /** Options of createTinyModel (HF config names in camelCase). */
 export interface TinyModelOptions {
@@ -31,8 +31,8 @@ export interface TinyModelOptions {
   headDim?: number;
   /** Default false. */
   tieWordEmbeddings?: boolean;
-  /** Default "byte". */
-  tokenizer?: TinyTokenizerKind;
+  /** Default "byte"; or the files of a tokenizer built elsewhere (such as a trained byte-level BPE). */
+  tokenizer?: TinyTokenizerKind | TokenizerFiles;
   /** Storage dtype of the weights; default "float32". */
   dtype?: "float32" | "float16" | "bfloat16";
   /** Default 10000 (llama) or 1000000 (qwen2). */
@@ -134,7 +134,7 @@ export function createTinyModel(options: TinyModelOptions): TinyModelInfo {
   if (!dtype) throw new Error(`createTinyModel: dtype must be float32, float16 or bfloat16, got ${JSON.stringify(options.dtype)}`);
   const std = options.initStd ?? 0.02;
 
-  const tok = tinyTokenizer(options.tokenizer ?? "byte", options.arch);
+  const tok = typeof options.tokenizer === "object" ? options.tokenizer : tinyTokenizer(options.tokenizer ?? "byte", options.arch);
   const json = configJson(options, tok);
   const config = parseModelConfig(json, path.join(options.out, "config.json"));
   const shapes = expectedWeights(config);
