@@ -53,7 +53,8 @@ export function readNotebook(file: string): Notebook {
   if (typeof nb !== "object" || nb === null || !Array.isArray(nb.cells)) throw new Error(`${file}: not a notebook (no "cells" list)`);
   if (nb.nbformat !== 4) throw new Error(`${file}: nbformat ${nb.nbformat} is not supported (expected 4; convert with \`jupyter nbconvert --to notebook\`)`);
   for (const [i, c] of nb.cells.entries()) {
-    if (c.cell_type !== "code" && c.cell_type !== "markdown" && c.cell_type !== "raw") throw new Error(`${file}: cell ${i} has cell_type ${JSON.stringify(c.cell_type)}`);
+    if (c.cell_type !== "code" && c.cell_type !== "markdown" && c.cell_type !== "raw")
+      throw new Error(`${file}: cell ${i} has cell_type ${JSON.stringify(c.cell_type)}`);
     c.metadata ??= {};
   }
   nb.metadata ??= {};
@@ -180,7 +181,8 @@ export function injectParameters(nb: Notebook, params: Readonly<Record<string, u
   const declared = declaredParameters(sourceText(cells[index].source));
   for (const key of Object.keys(params)) {
     if (!IDENTIFIER.test(key)) throw new Error(`parameter name "${key}" is not a TypeScript identifier`);
-    if (!(key in declared)) throw new Error(`${file}: the parameters cell (cell ${index}) does not declare "${key}"; it declares ${Object.keys(declared).join(", ") || "nothing"}`);
+    if (!(key in declared))
+      throw new Error(`${file}: the parameters cell (cell ${index}) does not declare "${key}"; it declares ${Object.keys(declared).join(", ") || "nothing"}`);
   }
   const injected: NotebookCell = {
     cell_type: "code",

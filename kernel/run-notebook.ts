@@ -16,6 +16,8 @@ import { startJupyterServer, type JupyterServer } from "./jupyter-server";
 import {
   declaredParameters,
   injectParameters,
+  INJECTED_TAG,
+  PARAMETERS_TAG,
   parametersCellIndex,
   readNotebook,
   sourceText,
@@ -54,7 +56,7 @@ export interface RunManifest {
   parameters: Record<string, unknown>;
   /** Only the injected ones. */
   injected: Record<string, unknown>;
-  /** Parameters whose name contains "seed", and `seed: N` / `seed = N` literals in code cells (by cell index). */
+  /** Parameters whose name contains "seed", and `seed: N` / `seed = N` literals in the other code cells (by cell index). */
   seeds: { parameters: Record<string, unknown>; cells: Array<{ cell: number; seed: number }> };
   /** sha256 of every existing file a string parameter names (relative to the notebook's folder). */
   dataFiles: Array<{ parameter: string; path: string; bytes: number; sha256: string }>;
@@ -85,7 +87,9 @@ export class NotebookCellError extends Error {
     readonly traceback: string[],
     readonly output: string,
   ) {
-    super(`cell ${cellIndex} (${JSON.stringify(firstLine)}) failed: ${ename}: ${evalue}\n${traceback.join("\n")}\nexecuted notebook written to ${output}`.trimEnd());
+    super(
+      `cell ${cellIndex} (${JSON.stringify(firstLine)}) failed: ${ename}: ${evalue}\n${traceback.join("\n")}\nexecuted notebook written to ${output}`.trimEnd(),
+    );
     this.name = "NotebookCellError";
   }
 }
@@ -294,7 +298,8 @@ function seedsOf(nb: Notebook, parameters: Record<string, unknown>): RunManifest
   const fromParams = Object.fromEntries(Object.entries(parameters).filter(([k]) => /seed/i.test(k)));
   const cells: Array<{ cell: number; seed: number }> = [];
   for (const [i, c] of nb.cells.entries()) {
-    if (c.cell_type !== "code") continue;
+    const tags = c.metadata.tags ?? [];
+    if (c.cell_type !== "code" || tags.includes(PARAMETERS_TAG) || tags.includes(INJECTED_TAG)) continue;
     for (const m of sourceText(c.source).matchAll(/\bseed\s*[:=]\s*(-?\d+)\b/g)) cells.push({ cell: i, seed: Number(m[1]) });
   }
   return { parameters: fromParams, cells };

@@ -1,0 +1,176 @@
+/**
+ * `tunelab run` for real: the built CLI starts its own Jupyter server and tunelab kernel, injects parameters after
+ * the `parameters` cell, executes every cell, writes the executed notebook with a run manifest, stops the server
+ * (the CLI process exits) and fails naming the cell that failed. The quickstart run twice with the same parameters
+ * gives the same metrics.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { jupyterServerModule } from "../kernel/jupyter";
+import { cellWhere, codeCells, errorOutputs, outputsOf, readNotebook, textOf, type Notebook } from "./nbrun";
+
+const repoRoot = path.resolve(__dirname, "..", "..", "..");
+const CLI = path.join(repoRoot, "dist", "sdk", "cli", "main.js");
+const found = jupyterServerModule();
+const skip = "missing" in found ? found.missing : false;
+
+let tmp = "";
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-run-test-"));
+  fs.mkdirSync(path.join(tmp, "notebooks"));
+  fs.symlinkSync(path.join(repoRoot, "data"), path.join(tmp, "data"), "dir");
+});
+
+after(() => {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Runs the built CLI; resolves with its exit code and output (the test's timeout catches a CLI that never exits). */
+function cli(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function code(source: string, tags?: string[]): Notebook["cells"][number] {
+  return { cell_type: "code", source, metadata: tags ? { tags } : {}, outputs: [], execution_count: null };
+}
+
+function notebook(cells: Notebook["cells"]): Notebook {
+  return { cells, metadata: { kernelspec: { name: "tunelab", display_name: "TypeScript (tunelab)", language: "typescript" } }, nbformat: 4, nbformat_minor: 5 };
+}
+
+interface Manifest {
+  tunelab: string;
+  node: string;
+  onnxruntime: string;
+  kernel: { name: string; implementation: string };
+  parameters: Record<string, unknown>;
+  injected: Record<string, unknown>;
+  seeds: { parameters: Record<string, unknown>; cells: Array<{ cell: number; seed: number }> };
+  dataFiles: Array<{ parameter: string; path: string; bytes: number; sha256: string }>;
+  device: { requested: string; cores: number };
+  cells: Array<{ index: number; seconds: number }>;
+  seconds: number;
+  status: string;
+}
+
+function manifestOf(nb: Notebook): Manifest {
+  return (nb.metadata.tunelab as { run: Manifest }).run;
+}
+
+test("tunelab run injects -p parameters after the parameters cell, runs every cell and records a manifest", { skip, timeout: 120_000 }, async () => {
+  const dir = path.join(tmp, "notebooks");
+  fs.writeFileSync(path.join(dir, "rows.txt"), "one\ntwo\nthree\n");
+  const input = path.join(dir, "params.ipynb");
+  fs.writeFileSync(
+    input,
+    JSON.stringify(
+      notebook([
+        { cell_type: "markdown", source: "# a notebook", metadata: {} },
+        code('const steps = 3;          // default\nconst label = "default";\nconst rowsFile = "missing.txt";\nconst seed = 1;', ["parameters"]),
+        code("import * as fs from \"node:fs\";\nconst rows = fs.readFileSync(rowsFile, \"utf8\").trim().split(\"\\n\");\nconsole.log(`${label}: ${rows.length} rows`);"),
+        code("const shuffled = { seed: 7 };\nsteps * 10 + seed"),
+      ]),
+    ),
+  );
+  const out = path.join(dir, "params.out.ipynb");
+  const ran = await cli(["run", input, "-p", "steps=4", "-p", "label=hello world", "-p", "rowsFile=rows.txt", "-p", "seed=2", "-o", out], dir);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.match(ran.stdout, /wrote .*params\.out\.ipynb \(4 cells in/);
+  const nb = readNotebook(out);
+  assert.deepEqual(errorOutputs(nb), []);
+  const injected = nb.cells[2];
+  assert.deepEqual(injected.metadata.tags, ["injected-parameters"], "the injected cell comes right after the parameters cell");
+  assert.equal(textOf(injected.source), '// Parameters (injected by tunelab run)\nconst steps = 4;\nconst label = "hello world";\nconst rowsFile = "rows.txt";\nconst seed = 2;');
+  const cells = codeCells(nb);
+  assert.deepEqual(
+    cells.map((c) => c.execution_count),
+    [1, 2, 3, 4],
+  );
+  assert.equal(textOf(outputsOf(cells[2], "stream")[0]?.text), "hello world: 3 rows\n", "the kernel runs in the notebook's folder and sees the injected values");
+  assert.equal(textOf(outputsOf(cells[3], "execute_result")[0]?.data?.["text/plain"]), "42", "injected numbers stay numbers (4 * 10 + 2)");
+
+  const m = manifestOf(nb);
+  assert.equal(m.status, "ok");
+  assert.equal(m.tunelab, JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).version);
+  assert.equal(m.node, process.version);
+  assert.equal(m.onnxruntime, JSON.parse(fs.readFileSync(require.resolve("onnxruntime-node/package.json"), "utf8")).version);
+  assert.deepEqual(m.kernel.name, "tunelab");
+  assert.equal(m.kernel.implementation, "tunelab");
+  assert.deepEqual(m.parameters, { steps: 4, label: "hello world", rowsFile: "rows.txt", seed: 2 });
+  assert.deepEqual(m.injected, m.parameters);
+  assert.deepEqual(m.seeds, { parameters: { seed: 2 }, cells: [{ cell: 4, seed: 7 }] });
+  const sha = createHash("sha256").update("one\ntwo\nthree\n").digest("hex");
+  assert.deepEqual(m.dataFiles, [{ parameter: "rowsFile", path: "rows.txt", bytes: 14, sha256: sha }]);
+  assert.equal(m.device.requested, "cpu");
+  assert.deepEqual(
+    m.cells.map((c) => c.index),
+    [1, 2, 3, 4],
+  );
+  assert.ok(m.cells.every((c) => c.seconds >= 0 && c.seconds < 60));
+
+  // An undeclared parameter is refused before anything runs.
+  const bad = await cli(["run", input, "-p", "stpes=4", "-o", out], dir);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /does not declare "stpes"; it declares steps, label, rowsFile, seed/);
+});
+
+test("tunelab run exits 1 on a failing cell, naming it and its error, and still writes the notebook", { skip, timeout: 120_000 }, async () => {
+  const dir = path.join(tmp, "notebooks");
+  const input = path.join(dir, "fails.ipynb");
+  fs.writeFileSync(
+    input,
+    JSON.stringify(notebook([code("const n = 1;", ["parameters"]), code("console.log('before');"), code("\n// broken on purpose\nthrow new RangeError(`n is ${n}`);"), code("console.log('after');")])),
+  );
+  const ran = await cli(["run", input, "-p", "n=5", "-o", path.join(dir, "fails.out.ipynb")], dir);
+  assert.equal(ran.code, 1, "a failing cell fails the command");
+  assert.match(ran.stderr, /cell 3 \("\/\/ broken on purpose"\) failed: RangeError: n is 5/);
+  const nb = readNotebook(path.join(dir, "fails.out.ipynb"));
+  const cells = codeCells(nb);
+  assert.equal(outputsOf(cells[3], "error")[0]?.evalue, "n is 5", "the error is in the written notebook");
+  assert.equal(cells[4].execution_count, null, "cells after the failure do not run");
+  assert.equal(manifestOf(nb).status, "error");
+});
+
+test("the quickstart run twice by tunelab run with the same parameters gives identical metrics", { skip, timeout: 300_000 }, async () => {
+  const dir = path.join(tmp, "notebooks");
+  const input = path.join(dir, "quickstart.ipynb");
+  fs.copyFileSync(path.join(repoRoot, "notebooks", "quickstart.ipynb"), input);
+  const results: Array<{ metrics: Record<string, number>; loss: string; manifest: Manifest }> = [];
+  for (const name of ["a", "b"]) {
+    const out = path.join(dir, `quickstart.${name}.ipynb`);
+    const ran = await cli(["run", input, "-p", "steps=40", "-p", "evalEvery=20", "-p", `outDir="runs/${name}"`, "-o", out], dir);
+    assert.equal(ran.code, 0, ran.stderr);
+    const nb = readNotebook(out);
+    assert.deepEqual(errorOutputs(nb), []);
+    const report = outputsOf(
+      cellWhere(nb, (s) => /run\.evaluate\(/.test(s), "the evaluate cell"),
+      "execute_result",
+    )[0];
+    const metrics = (report.data?.["application/json"] as { metrics: Record<string, number> }).metrics;
+    const summary = textOf(outputsOf(cellWhere(nb, (s) => s.trim() === "run", "the run cell"), "execute_result")[0]?.data?.["text/plain"]);
+    results.push({ metrics, loss: /final train loss\s+\S+/.exec(summary)?.[0] ?? "", manifest: manifestOf(nb) });
+  }
+  const [a, b] = results;
+  assert.ok(Object.keys(a.metrics).length >= 2 && Number.isFinite(a.metrics.accuracy), JSON.stringify(a.metrics));
+  assert.deepEqual(a.metrics, b.metrics, "same parameters, same metrics");
+  assert.notEqual(a.loss, "");
+  assert.equal(a.loss, b.loss);
+  const data = a.manifest.dataFiles.find((f) => f.parameter === "dataFile");
+  const sha = createHash("sha256").update(fs.readFileSync(path.join(repoRoot, "data", "support_tickets.jsonl"))).digest("hex");
+  assert.equal(data?.sha256, sha, "the manifest hashes the data file the parameters name");
+  assert.deepEqual(a.manifest.seeds.cells.map((s) => s.seed).sort(), [0, 42], "the seeds written in the code");
+  console.log(`quickstart via tunelab run: ${a.manifest.seconds.toFixed(1)} s and ${b.manifest.seconds.toFixed(1)} s, test accuracy ${a.metrics.accuracy}`);
+});
