@@ -48,7 +48,7 @@ export function readNotebook(file: string): Notebook {
   try {
     nb = JSON.parse(fs.readFileSync(file, "utf8")) as Notebook;
   } catch (e) {
-    throw new Error(`${file}: not a readable notebook (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`${file}: not a readable notebook (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   if (typeof nb !== "object" || nb === null || !Array.isArray(nb.cells)) throw new Error(`${file}: not a notebook (no "cells" list)`);
   if (nb.nbformat !== 4) throw new Error(`${file}: nbformat ${nb.nbformat} is not supported (expected 4; convert with \`jupyter nbconvert --to notebook\`)`);
