@@ -102,6 +102,8 @@ export interface NbconvertOptions {
   timeoutMs: number;
   /** Keep going after a cell fails (errors end up as outputs). */
   allowErrors?: boolean;
+  /** Leave the code cells' input out of the output (nbconvert --no-input). */
+  noInput?: boolean;
 }
 
 /**
@@ -117,6 +119,7 @@ export async function runNbconvert(input: string, options: NbconvertOptions): Pr
     args.push("--execute", "--ExecutePreprocessor.kernel_name=tunelab", `--ExecutePreprocessor.timeout=${options.cellTimeoutSec ?? 60}`, "--log-level=DEBUG");
     if (options.allowErrors) args.push("--allow-errors");
   }
+  if (options.noInput) args.push("--no-input");
   args.push(path.basename(input));
   const child = spawn(JUPYTER_PYTHON, args, { cwd: path.dirname(input), env: options.env, stdio: ["ignore", "pipe", "pipe"] });
   const chunks: Buffer[] = [];

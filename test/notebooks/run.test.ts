@@ -11,8 +11,9 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { chromium } from "playwright-core";
 import { jupyterServerModule } from "../kernel/jupyter";
-import { cellWhere, codeCells, errorOutputs, outputsOf, readNotebook, textOf, type Notebook } from "./nbrun";
+import { cellWhere, codeCells, errorOutputs, htmlOf, nbconvertMissing, outputsOf, readNotebook, runNbconvert, textOf, type Notebook } from "./nbrun";
 
 const repoRoot = path.resolve(__dirname, "..", "..", "..");
 const CLI = path.join(repoRoot, "dist", "sdk", "cli", "main.js");
@@ -20,6 +21,8 @@ const found = jupyterServerModule();
 const skip = "missing" in found ? found.missing : false;
 
 let tmp = "";
+/** The quickstart as `tunelab run` wrote it, for the static-figures test. */
+let executedQuickstart: string | undefined;
 
 before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-run-test-"));
@@ -152,6 +155,7 @@ test("the quickstart run twice by tunelab run with the same parameters gives ide
   for (const name of ["a", "b"]) {
     const out = path.join(dir, `quickstart.${name}.ipynb`);
     const ran = await cli(["run", input, "-p", "steps=40", "-p", "evalEvery=20", "-p", `outDir="runs/${name}"`, "-o", out], dir);
+    if (ran.code !== 0) console.error(ran.stderr);
     assert.equal(ran.code, 0, ran.stderr);
     const nb = readNotebook(out);
     assert.deepEqual(errorOutputs(nb), []);
@@ -163,6 +167,7 @@ test("the quickstart run twice by tunelab run with the same parameters gives ide
     const summary = textOf(outputsOf(cellWhere(nb, (s) => s.trim() === "run", "the run cell"), "execute_result")[0]?.data?.["text/plain"]);
     results.push({ metrics, loss: /final train loss\s+\S+/.exec(summary)?.[0] ?? "", manifest: manifestOf(nb) });
   }
+  executedQuickstart = path.join(dir, "quickstart.a.ipynb");
   const [a, b] = results;
   assert.ok(Object.keys(a.metrics).length >= 2 && Number.isFinite(a.metrics.accuracy), JSON.stringify(a.metrics));
   assert.deepEqual(a.metrics, b.metrics, "same parameters, same metrics");
@@ -174,3 +179,69 @@ test("the quickstart run twice by tunelab run with the same parameters gives ide
   assert.deepEqual(a.manifest.seeds.cells.map((s) => s.seed).sort(), [0, 42], "the seeds written in the code");
   console.log(`quickstart via tunelab run: ${a.manifest.seconds.toFixed(1)} s and ${b.manifest.seconds.toFixed(1)} s, test accuracy ${a.metrics.accuracy}`);
 });
+
+const CHROMIUM = "/usr/bin/chromium";
+
+test(
+  "the executed quickstart exported by nbconvert --no-input, scripts stripped, shows a static image per figure (valid SVG)",
+  { skip: skip || nbconvertMissing() || (!fs.existsSync(CHROMIUM) && `${CHROMIUM} is not installed`), timeout: 120_000 },
+  async (t) => {
+    if (!executedQuickstart) return t.skip("the quickstart did not run");
+    const nb = readNotebook(executedQuickstart);
+    const figures = codeCells(nb).reduce((sum, c) => sum + (c.outputs ?? []).reduce((k, o) => k + (htmlOf(o).match(/class="tunelab-plot"/g) ?? []).length, 0), 0);
+    assert.ok(figures >= 4, `label chart, live view, loss curve, confusion heatmap: ${figures}`);
+    const live = outputsOf(
+      cellWhere(nb, (s) => /\.fit\(/.test(s), "the fit cell"),
+      "display_data",
+    );
+    assert.equal(live.length, 1);
+    assert.match(htmlOf(live[0]), /step 40\/40[\s\S]*<img class="tunelab-static"/, "the live view's final state keeps its figure as a static image");
+
+    const html = executedQuickstart.replace(/\.ipynb$/, ".html");
+    await runNbconvert(executedQuickstart, { env: process.env, to: "html", output: html, noInput: true, timeoutMs: 60_000 });
+    // GitHub and nbviewer run no scripts: strip them all (and run none either).
+    const page0 = fs.readFileSync(html, "utf8");
+    const stripped = page0.replace(/<script\b[\s\S]*?<\/script>/gi, "");
+    assert.doesNotMatch(stripped, /<script/i);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"] });
+    try {
+      const context = await browser.newContext({ javaScriptEnabled: false });
+      const page = await context.newPage();
+      await page.route("**/*", (route) => route.abort());
+      await page.setContent(stripped, { waitUntil: "load", timeout: 60_000 });
+      const shown = await page.$$eval("div.tunelab-plot", (divs) =>
+        divs.map((d) => {
+          const img = d.querySelector("img") as unknown as { naturalWidth: number; src: string } | null;
+          return { width: img?.naturalWidth ?? 0, src: img?.src ?? "" };
+        }),
+      );
+      assert.equal(shown.length, figures, "every figure of the notebook is in the page");
+      assert.deepEqual(
+        shown.filter((s) => !(s.width > 0)),
+        [],
+        "every figure shows a decoded image",
+      );
+      const check = await browser.newPage();
+      const parsed = await check.evaluate(
+        (docs: string[]) =>
+          docs.map((s) => {
+            type Doc = { querySelector(s: string): unknown; documentElement: { nodeName: string } };
+            const P = (globalThis as unknown as { DOMParser: new () => { parseFromString(s: string, t: string): Doc } }).DOMParser;
+            const d = new P().parseFromString(s, "image/svg+xml");
+            return d.querySelector("parsererror") ? "parsererror" : d.documentElement.nodeName;
+          }),
+        shown.map((s) => Buffer.from(s.src.replace(/^data:image\/svg\+xml;base64,/, ""), "base64").toString("utf8")),
+      );
+      assert.deepEqual(
+        parsed,
+        shown.map(() => "svg"),
+        "every image is a well-formed SVG document",
+      );
+      const shot = process.env.TUNELAB_STATIC_SCREENSHOT;
+      if (shot) await page.screenshot({ path: shot, fullPage: true });
+      console.log(`static export: ${figures} figures, each an <img> of a valid SVG; page ${(page0.length / 1e6).toFixed(1)} MB with scripts, ${(stripped.length / 1e3).toFixed(0)} kB without`);
+    } finally {
+      await browser.close();
+    }
+  },
+);
