@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { KernelMessage } from "@jupyterlab/services";
-import { packageRoot, packageVersion } from "../sdk/index";
+import { packageRoot, packageVersion, viz } from "../sdk/index";
 import { startJupyterServer, type JupyterServer } from "./jupyter-server";
 import {
   declaredParameters,
@@ -42,6 +42,12 @@ export interface RunNotebookOptions {
   kernel?: string;
   /** Longest time one cell may run, in seconds; default none. */
   cellTimeoutSec?: number;
+  /**
+   * Keep the copy of plotly.js (4.6 MB) that the tunelab kernel publishes once per session, before the first figure;
+   * default true. Without it the written notebook is small and its figures show as their static images (they draw
+   * interactively again once the notebook is re-run in Jupyter).
+   */
+  plotlyLibrary?: boolean;
   /** Progress lines (one per cell); default none. */
   log?: (line: string) => void;
 }
@@ -193,6 +199,10 @@ export async function runNotebook(options: RunNotebookOptions): Promise<RunNoteb
     Object.assign(console, { debug, warn });
     await server?.stop();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  if (options.plotlyLibrary === false) {
+    const library = viz.plotlyLibraryHtml();
+    for (const c of nb.cells) if (c.outputs) c.outputs = c.outputs.filter((o) => !(o.output_type === "display_data" && o.data?.["text/html"] === library));
   }
   manifest.seconds = (Date.now() - started.getTime()) / 1000;
   manifest.status = failure ? "error" : "ok";

@@ -2,7 +2,7 @@
 import type { CliCommand } from "../command";
 import { NotebookCellError, parseParameterArgs, runNotebook } from "../../../kernel/index";
 
-const USAGE = `usage: tunelab run NOTEBOOK.ipynb [-p key=value]... [-o OUT.ipynb] [--server URL --token T] [--kernel NAME] [--cell-timeout SEC]
+const USAGE = `usage: tunelab run NOTEBOOK.ipynb [-p key=value]... [-o OUT.ipynb] [--server URL --token T] [--kernel NAME] [--cell-timeout SEC] [--no-plotly-js]
 
 Runs every code cell in a Jupyter kernel and writes the executed notebook, with its outputs and a run manifest
 (versions, parameters, seeds, data file hashes, device, seconds per cell) in metadata.tunelab.run.
@@ -12,6 +12,8 @@ Runs every code cell in a Jupyter kernel and writes the executed notebook, with 
   --server URL --token T     use this Jupyter server (default: start a private local one, and stop it after)
   --kernel NAME              kernelspec (default: the notebook's, else tunelab)
   --cell-timeout SEC         fail a cell that runs longer
+  --no-plotly-js             leave out the copy of plotly.js (4.6 MB) the kernel publishes once: a small notebook whose
+                             figures show as their static SVG images (e.g. for committing to git)
 Exits 1 when a cell fails, naming the cell (index and first line) and the error.`;
 
 /** The parsed command line. */
@@ -23,10 +25,11 @@ interface RunArgs {
   token?: string;
   kernel?: string;
   cellTimeout?: number;
+  plotlyLibrary: boolean;
 }
 
 function parseArgs(argv: string[]): RunArgs | "help" {
-  const out: RunArgs = { notebook: "", parameters: [] };
+  const out: RunArgs = { notebook: "", parameters: [], plotlyLibrary: true };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -48,6 +51,10 @@ function parseArgs(argv: string[]): RunArgs | "help" {
       case "-o":
       case "--output":
         out.output = value();
+        break;
+      case "--no-plotly-js":
+        if (inline !== undefined) throw new Error(`--no-plotly-js takes no value\n${USAGE}`);
+        out.plotlyLibrary = false;
         break;
       case "--server":
         out.server = value();
@@ -100,6 +107,7 @@ export const command: CliCommand = {
         server: args.server !== undefined && args.token !== undefined ? { url: args.server, token: args.token } : undefined,
         kernel: args.kernel,
         cellTimeoutSec: args.cellTimeout,
+        plotlyLibrary: args.plotlyLibrary,
         log: (line) => console.error(line),
       });
       console.log(`wrote ${result.output} (${result.manifest.cells.length} cells in ${result.manifest.seconds.toFixed(1)} s)`);
