@@ -49,3 +49,4 @@ export {
   type NotebookCell,
   type NotebookOutput,
 } from "./notebook";
+export { plotlyStaticImages, findChromium } from "./plotly-images";

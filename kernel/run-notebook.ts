@@ -13,6 +13,7 @@ import * as path from "node:path";
 import type { KernelMessage } from "@jupyterlab/services";
 import { packageRoot, packageVersion, viz } from "../sdk/index";
 import { startJupyterServer, type JupyterServer } from "./jupyter-server";
+import { plotlyStaticImages } from "./plotly-images";
 import {
   declaredParameters,
   injectParameters,
@@ -48,6 +49,11 @@ export interface RunNotebookOptions {
    * interactively again once the notebook is re-run in Jupyter).
    */
   plotlyLibrary?: boolean;
+  /**
+   * Which renderer draws the figures' static images: "tunelab" (default: its own SVG, always there) or "plotly"
+   * (plotly.js in headless Chromium, via playwright-core, where both are installed; else tunelab's stay).
+   */
+  staticImages?: "tunelab" | "plotly";
   /** Progress lines (one per cell); default none. */
   log?: (line: string) => void;
 }
@@ -60,6 +66,8 @@ export interface RunManifest {
   kernel: { name: string; implementation?: string; version?: string };
   /** The parameters cell's values with the injected ones over them. */
   parameters: Record<string, unknown>;
+  /** Who drew the figures' static images, and why not Plotly when it was asked for and could not. */
+  staticImages: { renderer: "tunelab-svg" | "plotly-chromium"; figures?: number; note?: string };
   /** Only the injected ones. */
   injected: Record<string, unknown>;
   /** Parameters whose name contains "seed", and `seed: N` / `seed = N` literals in the other code cells (by cell index). */
@@ -129,6 +137,7 @@ export async function runNotebook(options: RunNotebookOptions): Promise<RunNoteb
       cpu: os.cpus()[0]?.model ?? "unknown",
       cores: os.cpus().length,
     },
+    staticImages: { renderer: "tunelab-svg" },
     started: started.toISOString(),
     seconds: 0,
     cells: [],
@@ -203,6 +212,14 @@ export async function runNotebook(options: RunNotebookOptions): Promise<RunNoteb
   if (options.plotlyLibrary === false) {
     const library = viz.plotlyLibraryHtml();
     for (const c of nb.cells) if (c.outputs) c.outputs = c.outputs.filter((o) => !(o.output_type === "display_data" && o.data?.["text/html"] === library));
+  }
+  if (options.staticImages === "plotly") {
+    const drawn = await plotlyStaticImages(nb);
+    if ("figures" in drawn) manifest.staticImages = { renderer: "plotly-chromium", figures: drawn.figures };
+    else {
+      manifest.staticImages.note = `Plotly images asked for, not drawn: ${drawn.skipped}`;
+      log(manifest.staticImages.note);
+    }
   }
   manifest.seconds = (Date.now() - started.getTime()) / 1000;
   manifest.status = failure ? "error" : "ok";

@@ -245,3 +245,36 @@ test(
     }
   },
 );
+
+test("tunelab run --plotly-images replaces the static images with Plotly's own SVG, drawn in headless Chromium", { skip: skip || (!fs.existsSync(CHROMIUM) && `${CHROMIUM} is not installed`), timeout: 180_000 }, async () => {
+  const dir = path.join(tmp, "notebooks");
+  const input = path.join(dir, "figures.ipynb");
+  fs.writeFileSync(
+    input,
+    JSON.stringify(
+      notebook([
+        code("const n = 5;", ["parameters"]),
+        code('import { viz } from "tunelab";\nviz.displayFigure(viz.lossCurve(Array.from({ length: n }, (_, i) => ({ step: i + 1, loss: 2 / (i + 1), split: "train" as const }))))'),
+        code('viz.displayFigure(viz.confusionHeatmap([[3, 1], [0, 4]], ["yes", "no"]))'),
+      ]),
+    ),
+  );
+  const out = path.join(dir, "figures.out.ipynb");
+  const ran = await cli(["run", input, "-p", "n=12", "--plotly-images", "--no-plotly-js", "-o", out], dir);
+  assert.equal(ran.code, 0, ran.stderr);
+  const nb = readNotebook(out);
+  assert.deepEqual((manifestOf(nb) as unknown as { staticImages: unknown }).staticImages, { renderer: "plotly-chromium", figures: 2 });
+  const [curve, heatmap] = codeCells(nb)
+    .slice(2) // after the parameters and the injected cell
+    .map((c) => outputsOf(c, "execute_result")[0]);
+  for (const o of [curve, heatmap]) {
+    const b64 = /<img class="tunelab-static" alt="[^"]*" src="data:image\/svg\+xml;base64,([A-Za-z0-9+/=]+)"/.exec(htmlOf(o))?.[1] ?? "";
+    const svg = Buffer.from(b64, "base64").toString("utf8");
+    assert.match(svg, /^<svg class="main-svg" xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, "plotly.js drew it");
+    assert.equal(textOf(o.data?.["image/svg+xml"]), svg, "the bundle's image/svg+xml is the same picture");
+  }
+  const curveSvg = textOf(curve.data?.["image/svg+xml"]);
+  assert.equal((curveSvg.match(/class="js-line"/g) ?? []).length, 1, "one line trace");
+  assert.match(textOf(heatmap.data?.["image/svg+xml"]), />4<\/text>/, "the heatmap's cell counts");
+  assert.doesNotMatch(JSON.stringify(nb), /window\.Plotly === "undefined"/, "--no-plotly-js left the library out");
+});

@@ -2,7 +2,7 @@
 import type { CliCommand } from "../command";
 import { NotebookCellError, parseParameterArgs, runNotebook } from "../../../kernel/index";
 
-const USAGE = `usage: tunelab run NOTEBOOK.ipynb [-p key=value]... [-o OUT.ipynb] [--server URL --token T] [--kernel NAME] [--cell-timeout SEC] [--no-plotly-js]
+const USAGE = `usage: tunelab run NOTEBOOK.ipynb [-p key=value]... [-o OUT.ipynb] [--server URL --token T] [--kernel NAME] [--cell-timeout SEC] [--no-plotly-js] [--plotly-images]
 
 Runs every code cell in a Jupyter kernel and writes the executed notebook, with its outputs and a run manifest
 (versions, parameters, seeds, data file hashes, device, seconds per cell) in metadata.tunelab.run.
@@ -14,6 +14,8 @@ Runs every code cell in a Jupyter kernel and writes the executed notebook, with 
   --cell-timeout SEC         fail a cell that runs longer
   --no-plotly-js             leave out the copy of plotly.js (4.6 MB) the kernel publishes once: a small notebook whose
                              figures show as their static SVG images (e.g. for committing to git)
+  --plotly-images            draw the static images with plotly.js in headless Chromium (playwright-core and chromium
+                             needed; without them tunelab's own SVG renderer's images stay, as by default)
 Exits 1 when a cell fails, naming the cell (index and first line) and the error.`;
 
 /** The parsed command line. */
@@ -26,10 +28,11 @@ interface RunArgs {
   kernel?: string;
   cellTimeout?: number;
   plotlyLibrary: boolean;
+  plotlyImages: boolean;
 }
 
 function parseArgs(argv: string[]): RunArgs | "help" {
-  const out: RunArgs = { notebook: "", parameters: [], plotlyLibrary: true };
+  const out: RunArgs = { notebook: "", parameters: [], plotlyLibrary: true, plotlyImages: false };
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -55,6 +58,10 @@ function parseArgs(argv: string[]): RunArgs | "help" {
       case "--no-plotly-js":
         if (inline !== undefined) throw new Error(`--no-plotly-js takes no value\n${USAGE}`);
         out.plotlyLibrary = false;
+        break;
+      case "--plotly-images":
+        if (inline !== undefined) throw new Error(`--plotly-images takes no value\n${USAGE}`);
+        out.plotlyImages = true;
         break;
       case "--server":
         out.server = value();
@@ -108,6 +115,7 @@ export const command: CliCommand = {
         kernel: args.kernel,
         cellTimeoutSec: args.cellTimeout,
         plotlyLibrary: args.plotlyLibrary,
+        staticImages: args.plotlyImages ? "plotly" : "tunelab",
         log: (line) => console.error(line),
       });
       console.log(`wrote ${result.output} (${result.manifest.cells.length} cells in ${result.manifest.seconds.toFixed(1)} s)`);
