@@ -138,12 +138,26 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 /** The top-level `const`/`let`/`var NAME = VALUE` declarations of a parameters cell: a JSON value where the literal is one, else its source text. */
 export function declaredParameters(source: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const decl = /^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]+)?=\s*(.*?)\s*;?\s*(?:\/\/.*)?$/gm;
+  const decl = /^\s*(?:export\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]+)?=(.*)$/gm;
   for (const m of source.matchAll(decl)) {
-    const raw = m[2].replace(/;\s*$/, "");
+    const raw = withoutComment(m[2]).trim().replace(/;$/, "").trim();
     out[m[1]] = parseParameterValue(raw);
   }
   return out;
+}
+
+/** The line up to a `//` comment that is not inside a string or template literal. */
+function withoutComment(line: string): string {
+  let quote = "";
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quote) {
+      if (ch === "\\") i++;
+      else if (ch === quote) quote = "";
+    } else if (ch === '"' || ch === "'" || ch === "`") quote = ch;
+    else if (ch === "/" && line[i + 1] === "/") return line.slice(0, i);
+  }
+  return line;
 }
 
 /** Where the parameters cell is, or -1 when the notebook has none; two tagged cells are an error. */
