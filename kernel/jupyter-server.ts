@@ -111,11 +111,18 @@ export async function startJupyterServer(options: StartJupyterOptions): Promise<
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   proc.once("error", (e) => (output += `\n${e.message}`));
   const baseUrl = `http://127.0.0.1:${port}/`;
+  // If this process exits without stop() (process.exit on a signal, an uncaught error such as EPIPE), the server
+  // must not outlive it: kill() is synchronous, so it works in an "exit" listener.
+  const killOnExit = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+  };
+  process.on("exit", killOnExit);
 
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    process.off("exit", killOnExit);
     if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
       // Ask politely first: the server then shuts its kernels down too.
       await fetch(`${baseUrl}api/shutdown`, { method: "POST", headers: { Authorization: `token ${token}` } }).catch(() => undefined);

@@ -165,8 +165,8 @@ export async function runNotebook(options: RunNotebookOptions): Promise<RunNoteb
       // and the user's own kernelspecs after it (the private server has its own data folder).
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-run-"));
       installKernelSpec({ prefix: tmp, name: DEFAULT_KERNEL_NAME });
-      log(`starting a local Jupyter server in ${path.dirname(input)}`);
       server = await startJupyterServer({ rootDir: path.dirname(input), jupyterPath: [path.join(tmp, "share", "jupyter"), userDataDir()] });
+      log(`started a local Jupyter server at ${server.baseUrl} serving ${path.dirname(input)}`);
       settings = services.ServerConnection.makeSettings({ baseUrl: server.baseUrl, token: server.token, appendToken: true });
     }
     const manager = new services.KernelManager({ serverSettings: settings });

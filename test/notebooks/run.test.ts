@@ -278,3 +278,38 @@ test("tunelab run --plotly-images replaces the static images with Plotly's own S
   assert.match(textOf(heatmap.data?.["image/svg+xml"]), />4<\/text>/, "the heatmap's cell counts");
   assert.doesNotMatch(JSON.stringify(nb), /window\.Plotly === "undefined"/, "--no-plotly-js left the library out");
 });
+
+test("a tunelab run killed mid-cell (SIGTERM) exits 143 and leaves no Jupyter server behind", { skip, timeout: 120_000 }, async () => {
+  const dir = path.join(tmp, "notebooks");
+  const input = path.join(dir, "slow.ipynb");
+  fs.writeFileSync(input, JSON.stringify(notebook([code("const ms = 1;", ["parameters"]), code("await new Promise((r) => setTimeout(r, ms));")])));
+  const child = spawn(process.execPath, [CLI, "run", input, "-p", "ms=600000", "-o", path.join(dir, "slow.out.ipynb")], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  const closed = new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      const m = /started a local Jupyter server at (\S+)/.exec(stderr);
+      if (m && /cell 0: ok/.test(stderr)) resolve(m[1]);
+    });
+    void closed.then(() => reject(new Error(`tunelab run ended early:\n${stderr}`)));
+  });
+  const alive = await fetch(`${url}api/status`).then(
+    () => true,
+    () => false,
+  );
+  assert.ok(alive, "the server answers while the cell runs");
+  await new Promise((r) => setTimeout(r, 1000)); // the slow cell is now executing
+  child.kill("SIGTERM");
+  assert.equal(await closed, 143, stderr);
+  assert.match(stderr, /tunelab run: SIGTERM, stopping/);
+  let down = false;
+  for (let i = 0; i < 50 && !down; i++) {
+    down = await fetch(`${url}api/status`).then(
+      () => false,
+      () => true,
+    );
+    if (!down) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(down, `the server at ${url} was stopped with the command`);
+});

@@ -106,6 +106,13 @@ export const command: CliCommand = {
       console.log(USAGE);
       return 0;
     }
+    // Ctrl-C or a kill: exit through process.exit, whose "exit" listeners stop the private Jupyter server.
+    const onSignal = (signal: NodeJS.Signals): void => {
+      console.error(`tunelab run: ${signal}, stopping`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
     try {
       const result = await runNotebook({
         input: args.notebook,
@@ -123,6 +130,9 @@ export const command: CliCommand = {
     } catch (e) {
       console.error(`tunelab run: ${e instanceof NotebookCellError ? e.message : e instanceof Error ? e.message : String(e)}`);
       return 1;
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
     }
   },
 };
