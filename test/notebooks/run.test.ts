@@ -313,3 +313,16 @@ test("a tunelab run killed mid-cell (SIGTERM) exits 143 and leaves no Jupyter se
   }
   assert.ok(down, `the server at ${url} was stopped with the command`);
 });
+
+test("--cell-timeout fails a cell that runs longer, naming it, and interrupts the kernel", { skip, timeout: 120_000 }, async () => {
+  const dir = path.join(tmp, "notebooks");
+  const input = path.join(dir, "timeout.ipynb");
+  fs.writeFileSync(input, JSON.stringify(notebook([code("const ms = 1;", ["parameters"]), code("await new Promise((r) => setTimeout(r, ms));"), code("1")])));
+  const ran = await cli(["run", input, "-p", "ms=600000", "--cell-timeout", "3", "-o", path.join(dir, "timeout.out.ipynb")], dir);
+  assert.equal(ran.code, 1, ran.stderr);
+  assert.match(ran.stderr, /cell 2 \("await new Promise\(\(r\) => setTimeout\(r, ms\)\);"\) failed: Timeout: cell did not finish within 3 s/);
+  const nb = readNotebook(path.join(dir, "timeout.out.ipynb"));
+  assert.equal(codeCells(nb)[3].execution_count, null, "the run stopped there");
+  const slow = manifestOf(nb).cells.find((c) => c.index === 2);
+  assert.ok(slow && slow.seconds >= 3 && slow.seconds < 30, JSON.stringify(manifestOf(nb).cells));
+});
