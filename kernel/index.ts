@@ -31,3 +31,22 @@ export {
   type FoundKernelSpec,
   type InstallOptions,
 } from "./spec";
+export { runNotebook, NotebookCellError, type RunNotebookOptions, type RunNotebookResult, type RunManifest } from "./run-notebook";
+export { startJupyterServer, jupyterServerModule, jupyterPython, freePort, type JupyterServer, type StartJupyterOptions } from "./jupyter-server";
+export {
+  readNotebook,
+  writeNotebook,
+  serializeNotebook,
+  injectParameters,
+  injectedSource,
+  declaredParameters,
+  parseParameterArgs,
+  parseParameterValue,
+  sourceText,
+  PARAMETERS_TAG,
+  INJECTED_TAG,
+  type Notebook,
+  type NotebookCell,
+  type NotebookOutput,
+} from "./notebook";
+export { plotlyStaticImages, findChromium } from "./plotly-images";

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { figureSvg } from "./svg";
 
 /** The symbol a displayable value's display method is keyed by (shared across realms via Symbol.for). */
 export const JUPYTER_DISPLAY = Symbol.for("Jupyter.display");
@@ -108,6 +109,27 @@ export interface PlotlyHtmlOptions {
   divId?: string;
   /** CSS height of the plot; default "420px". */
   height?: string;
+  /**
+   * Put tunelab's static SVG of the figure (sdk/viz/svg.ts) inside the plot <div>, as an <img>, for pages that run
+   * no JavaScript (GitHub, nbviewer, a notebook exported with scripts stripped); plotly.js replaces it when it draws.
+   * Default true.
+   */
+  staticImage?: boolean;
+}
+
+/** CSS class of the static <img> inside a plot <div>. */
+export const STATIC_CLASS = "tunelab-static";
+
+/** The figure as a standalone SVG document, `height` pixels high (tunelab's renderer, see sdk/viz/svg.ts). */
+export function figureStaticSvg(figure: PlotlyFigure, height = 420): string {
+  return figureSvg(figure, { height });
+}
+
+/** An <img> showing the figure's static SVG (a data: URI), sized to fill the plot <div>. */
+export function staticFigureHtml(figure: PlotlyFigure, height = 420): string {
+  const svg = figureStaticSvg(figure, height);
+  const alt = describeFigure(figure);
+  return `<img class="${STATIC_CLASS}" alt="${htmlEscape(alt)}" src="data:image/svg+xml;base64,${Buffer.from(svg, "utf8").toString("base64")}" style="max-width:100%;max-height:100%;"/>`;
 }
 
 /** Standalone HTML for a figure: a <div> and a script that draws it with window.Plotly. */
@@ -125,14 +147,16 @@ export function plotlyHtml(figure: PlotlyFigure, opts: PlotlyHtmlOptions): strin
     `  function draw() {\n` +
     `    var el = document.getElementById(${scriptSafeJson(id)});\n` +
     `    if (!el) return;\n` +
-    `    if (window.Plotly) { window.Plotly.newPlot(el, fig.data, fig.layout, fig.config); return; }\n` +
+    `    if (window.Plotly) { el.textContent = ""; window.Plotly.newPlot(el, fig.data, fig.layout, fig.config); return; }\n` +
     `    if (++tries < 100) { setTimeout(draw, 100); return; }\n` +
-    `    el.textContent = "plotly.js is not loaded in this page, so this figure cannot be drawn.";\n` +
+    `    el.title = "plotly.js is not loaded in this page: a static image of this figure is shown.";\n` +
     `  }\n` +
     `  draw();\n` +
     `})();`;
+  const px = /^(\d+(?:\.\d+)?)px$/.exec(height);
+  const still = opts.staticImage === false ? "" : staticFigureHtml(figure, px ? Number(px[1]) : 420);
   return (
-    `<div id="${id}" class="${PLOT_CLASS}" style="width:100%;height:${htmlEscape(height)};"></div>\n` +
+    `<div id="${id}" class="${PLOT_CLASS}" style="width:100%;height:${htmlEscape(height)};">${still}</div>\n` +
     (opts.inlinePlotly ? plotlyLibraryHtml() + "\n" : "") +
     `<script type="text/javascript">\n${draw}\n</script>`
   );
@@ -156,11 +180,12 @@ function figureTitle(figure: PlotlyFigure): string | undefined {
   return undefined;
 }
 
-/** The MIME bundle of a figure: Plotly JSON, standalone HTML and a text description. */
+/** The MIME bundle of a figure: Plotly JSON, standalone HTML (with a static image inside), a static SVG and a text description. */
 export function plotlyBundle(figure: PlotlyFigure, opts: DisplayOptions = {}): MimeBundle {
   return {
     "text/plain": describeFigure(figure),
     "text/html": plotlyHtml(figure, { inlinePlotly: opts.inlinePlotly ?? true }),
+    "image/svg+xml": figureStaticSvg(figure),
     "application/vnd.plotly.v1+json": figure,
   };
 }

@@ -4,6 +4,7 @@ export {
   PLOT_CLASS,
   describeFigure,
   displayFigure,
+  figureStaticSvg,
   htmlEscape,
   isDisplayable,
   plotlyBundle,
@@ -11,7 +12,12 @@ export {
   plotlyJsSource,
   plotlyLibraryHtml,
   scriptSafeJson,
+  STATIC_CLASS,
+  staticFigureHtml,
 } from "./display";
+export { figureSvg, xmlEscape } from "./svg";
+export type { SvgFigure, SvgOptions } from "./svg";
+export { niceTicks, tickLabel } from "./svg-axis";
 export type { Displayable, DisplayOptions, MimeBundle, PlotlyFigure, PlotlyHtmlOptions } from "./display";
 export { barChart, binValues, confusionHeatmap, histogram, lossCurve } from "./figures";
 export type { BarChartOptions, Bins, ConfusionHeatmapOptions, HistogramOptions, LossCurveOptions, LossPoint, LrPoint } from "./figures";

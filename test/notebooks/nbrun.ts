@@ -6,6 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { JUPYTER_PYTHON } from "../kernel/jupyter";
+import { injectParameters, type Notebook as ProductNotebook } from "../../kernel/index";
 
 /** A notebook output (nbformat 4). */
 export interface Output {
@@ -83,23 +84,9 @@ export function errorOutputs(nb: Notebook): string[] {
   );
 }
 
-/**
- * A copy of `nb` with a code cell tagged "injected-parameters" right after the cell tagged "parameters" (papermill's
- * convention; the kernel lets a later cell declare a `const` again). Every key must already be declared in the
- * parameters cell, so renaming a parameter in the notebook fails loudly instead of silently running the full size.
- */
+/** A copy of `nb` with the parameters injected after its `parameters` cell, by the product's code (kernel/notebook.ts). */
 export function withParameters(nb: Notebook, params: Record<string, string | number | boolean>): Notebook {
-  const index = nb.cells.findIndex((c) => c.cell_type === "code" && (c.metadata.tags ?? []).includes("parameters"));
-  if (index < 0) throw new Error('the notebook has no code cell tagged "parameters"');
-  if (nb.cells.slice(index + 1).some((c) => (c.metadata.tags ?? []).includes("parameters"))) throw new Error('more than one cell is tagged "parameters"');
-  const declared = textOf(nb.cells[index].source);
-  const lines: string[] = [];
-  for (const [key, value] of Object.entries(params)) {
-    if (!new RegExp(`^\\s*(const|let)\\s+${key}\\s*=`, "m").test(declared)) throw new Error(`the parameters cell does not declare "${key}":\n${declared}`);
-    lines.push(`const ${key} = ${JSON.stringify(value)};`);
-  }
-  const injected: Cell = { cell_type: "code", id: "injected-parameters", source: lines.join("\n"), metadata: { tags: ["injected-parameters"] }, outputs: [], execution_count: null };
-  return { ...nb, cells: [...nb.cells.slice(0, index + 1), injected, ...nb.cells.slice(index + 1)] };
+  return injectParameters(nb as unknown as ProductNotebook, params) as unknown as Notebook;
 }
 
 /** Options of runNbconvert. */
@@ -115,6 +102,8 @@ export interface NbconvertOptions {
   timeoutMs: number;
   /** Keep going after a cell fails (errors end up as outputs). */
   allowErrors?: boolean;
+  /** Leave the code cells' input out of the output (nbconvert --no-input). */
+  noInput?: boolean;
 }
 
 /**
@@ -130,6 +119,7 @@ export async function runNbconvert(input: string, options: NbconvertOptions): Pr
     args.push("--execute", "--ExecutePreprocessor.kernel_name=tunelab", `--ExecutePreprocessor.timeout=${options.cellTimeoutSec ?? 60}`, "--log-level=DEBUG");
     if (options.allowErrors) args.push("--allow-errors");
   }
+  if (options.noInput) args.push("--no-input");
   args.push(path.basename(input));
   const child = spawn(JUPYTER_PYTHON, args, { cwd: path.dirname(input), env: options.env, stdio: ["ignore", "pipe", "pipe"] });
   const chunks: Buffer[] = [];
