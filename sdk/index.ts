@@ -26,5 +26,7 @@ export * as data from "./data";
 export * as io from "./io";
 export * as lora from "./models/lora";
 export * as evaluation from "./eval";
+/** Every metric, usable without a model: metrics.classification, metrics.bleu, metrics.fr, metrics.compare, ... */
+export * as metrics from "./eval/public-metrics";
 export * as viz from "./viz";
 export * as graph from "./graph";

@@ -18,3 +18,4 @@ export { evaluateExamples, evaluateModel, textExamples } from "./evaluate";
 export type { EvalTarget, Evaluation } from "./evaluate";
 export { EvalReport } from "./report";
 export type { ClassificationReportOptions, EvalReportInit, EvalReportJson } from "./report";
+export * from "./public-metrics";

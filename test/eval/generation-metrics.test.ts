@@ -73,3 +73,20 @@ test("<think> blocks: closed, closed without the opening tag, unclosed, absent",
   assert.deepEqual(splitThink(" plain answer "), { hasThink: false, closed: false, reasoning: "", answer: "plain answer" });
   close(thinkClosedRate(["<think>a</think>b", "a</think>b", "<think>a", "b"]), 2 / 4);
 });
+
+test("the public metrics namespace: import { metrics } from tunelab", async () => {
+  const { metrics } = await import("../../sdk");
+  const c = metrics.classification(["cat", "dog", "cat", "bird", "dog", "cat"], ["cat", "cat", "cat", "bird", "dog", "dog"]);
+  close(c.accuracy, 4 / 6);
+  close(c.macro.f1, 13 / 18);
+  close(c.micro.f1, 4 / 6);
+  close(c.weighted.f1, 4 / 6);
+  assert.deepEqual(c.perClass.cat, { precision: 2 / 3, recall: 2 / 3, f1: 2 / 3, support: 3 });
+  assert.deepEqual(c.confusion.labels, ["bird", "cat", "dog"]);
+  close(metrics.bleu({ hypotheses: ["a b c d"], references: [["a b c d"]] }), 1);
+  assert.equal(typeof metrics.rouge, "function");
+  assert.equal(typeof metrics.fr, "function");
+  assert.equal(typeof metrics.diqa, "function");
+  assert.equal(typeof metrics.compare, "function");
+  assert.equal(typeof metrics.llmJudge, "function");
+});
