@@ -2,6 +2,7 @@
  * Answer-level generation metrics: exact match, distinct-n, repetition rate, stop rate, and the reasoning block of
  * R1-style outputs (`<think>…</think>` then the answer), so answer metrics can score the text after the reasoning.
  */
+import { splitReasoning, THINK_CLOSE, THINK_OPEN } from "../infer/chat";
 import { evalTokens, ngrams, type TokenizeOptions } from "./text-units";
 
 /** Options of `exactMatch`. */
@@ -85,26 +86,22 @@ export interface ThinkSplit {
   closed: boolean;
   /** The text inside the reasoning block (trimmed). */
   reasoning: string;
-  /** What answer metrics score: the text after the last `</think>`; "" when a block was opened and never closed; the whole text when there are no tags. */
+  /** What answer metrics score: the text after `</think>`; "" when a block was opened and never closed; the whole text when there are no tags. */
   answer: string;
 }
 
 /**
- * Splits an R1-style output. The chat templates of the R1 distills end the prompt with `<think>\n`, so an output
- * often holds only the closing tag: "reasoning…</think>\n\nanswer" counts as closed too.
+ * Splits an R1-style output with the chat layer's rule (`splitReasoning`). The chat templates of the R1 distills end
+ * the prompt with `<think>\n`, so an output often holds only the closing tag: "reasoning…</think>\n\nanswer" counts as
+ * closed too; `opensInPrompt` says the prompt opened a block, so a tag-less output is all (unfinished) reasoning.
  */
-export function splitThink(text: string, tags: { open?: string; close?: string } = {}): ThinkSplit {
-  const open = tags.open ?? "<think>";
-  const close = tags.close ?? "</think>";
-  const end = text.lastIndexOf(close);
-  if (end >= 0) {
-    const start = text.indexOf(open);
-    const from = start >= 0 && start < end ? start + open.length : 0;
-    return { hasThink: true, closed: true, reasoning: text.slice(from, end).trim(), answer: text.slice(end + close.length).trim() };
-  }
-  const start = text.indexOf(open);
-  if (start >= 0) return { hasThink: true, closed: false, reasoning: text.slice(start + open.length).trim(), answer: "" };
-  return { hasThink: false, closed: false, reasoning: "", answer: text.trim() };
+export function splitThink(text: string, opensInPrompt = false): ThinkSplit {
+  const closed = text.includes(THINK_CLOSE);
+  const hasThink = closed || text.includes(THINK_OPEN) || opensInPrompt;
+  const open = text.indexOf(THINK_OPEN);
+  // An opened, unclosed block: the reply was cut short inside its reasoning, so there is no answer to score.
+  if (!closed && (open >= 0 || opensInPrompt)) return { hasThink, closed, reasoning: text.slice(open >= 0 ? open + THINK_OPEN.length : 0).trim(), answer: "" };
+  return { hasThink, closed, ...splitReasoning(text, opensInPrompt) };
 }
 
 /** Share of outputs with a closed reasoning block (`</think>` present). */
