@@ -55,7 +55,15 @@ export interface FactOptions {
 }
 
 /** Default unit words (surface -> canonical). */
-export const DEFAULT_UNITS: Readonly<Record<string, string>> = { 股: "shares", shares: "shares", 倍: "times", times: "times", 吨: "tons", tons: "tons", 手: "lots" };
+export const DEFAULT_UNITS: Readonly<Record<string, string>> = {
+  股: "shares",
+  shares: "shares",
+  倍: "times",
+  times: "times",
+  吨: "tons",
+  tons: "tons",
+  手: "lots",
+};
 
 const CURRENCY: Readonly<Record<string, string>> = {
   "¥": "CNY",
@@ -106,14 +114,29 @@ const MAGNITUDE: Readonly<Record<string, number>> = {
 };
 
 const PERCENT = ["%", "percent", "per cent"];
-const POINTS: Readonly<Record<string, number>> = { 个百分点: 1, 百分点: 1, "percentage points": 1, "percentage point": 1, pp: 1, 基点: 0.01, "basis points": 0.01, "basis point": 0.01, bps: 0.01, bp: 0.01 };
+const POINTS: Readonly<Record<string, number>> = {
+  个百分点: 1,
+  百分点: 1,
+  "percentage points": 1,
+  "percentage point": 1,
+  pp: 1,
+  基点: 0.01,
+  "basis points": 0.01,
+  "basis point": 0.01,
+  bps: 0.01,
+  bp: 0.01,
+};
 
 const MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 const ZH_QUARTER: Readonly<Record<string, string>> = { 一: "1", 二: "2", 三: "3", 四: "4", "1": "1", "2": "2", "3": "3", "4": "4" };
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 // Longest alternatives first, so 万亿 wins over 万 and 元人民币 over 元.
-const alt = (words: readonly string[]) => [...words].sort((a, b) => b.length - a.length).map(esc).join("|");
+const alt = (words: readonly string[]) =>
+  [...words]
+    .sort((a, b) => b.length - a.length)
+    .map(esc)
+    .join("|");
 const isLatin = (w: string) => /^[A-Za-z ]+$/.test(w);
 // Latin words must end at a word boundary ("5 mn" but not "5 mnemonic"); CJK and symbols need none.
 const altBounded = (words: readonly string[]) =>
@@ -233,7 +256,8 @@ export function extractFacts(text: string, opts: FactOptions = {}): Fact[] {
 export function factsAgree(reference: Fact, answer: Fact, opts: FactOptions = {}): boolean {
   if (reference.kind !== answer.kind) {
     // "营收3000万" states the amount of "3,000万元" without its currency: a unit-less number may stand for money.
-    const loose = !opts.strictUnits && [reference, answer].some((f) => f.kind === "number" && f.unit === undefined) && [reference, answer].some((f) => f.kind === "money");
+    const loose =
+      !opts.strictUnits && [reference, answer].some((f) => f.kind === "number" && f.unit === undefined) && [reference, answer].some((f) => f.kind === "money");
     if (!loose) return false;
   }
   if (typeof reference.value === "string" || typeof answer.value === "string") return reference.value === answer.value;

@@ -41,7 +41,8 @@ export function defineMetric(metric: GenerationMetric): GenerationMetric {
     throw new Error(`defineMetric: name must be letters, digits and _ starting with a letter, got ${JSON.stringify(metric?.name)}`);
   }
   const kinds = [metric.perSample, metric.corpus].filter((f) => f !== undefined);
-  if (kinds.length !== 1 || typeof kinds[0] !== "function") throw new Error(`defineMetric(${metric.name}): give exactly one of perSample or corpus, as a function`);
+  if (kinds.length !== 1 || typeof kinds[0] !== "function")
+    throw new Error(`defineMetric(${metric.name}): give exactly one of perSample or corpus, as a function`);
   return metric;
 }
 
@@ -95,7 +96,11 @@ export const METRIC_ALIASES: Readonly<Record<string, readonly string[]>> = {
 /** A built-in metric by name (see BUILTIN_METRICS). */
 export function builtinMetric(name: string, opts: GenerationMetricOptions = {}): GenerationMetric {
   const answer = (s: GenerationSample) => (opts.stripThink === false ? s.prediction : splitThink(s.prediction).answer);
-  const pairs = (ss: readonly GenerationSample[], name: string) => ({ hypotheses: ss.map(answer), references: ss.map((s) => refs(name, s)), lowercase: opts.lowercase });
+  const pairs = (ss: readonly GenerationSample[], name: string) => ({
+    hypotheses: ss.map(answer),
+    references: ss.map((s) => refs(name, s)),
+    lowercase: opts.lowercase,
+  });
   switch (name) {
     case "exact_match":
       return { name, needsReference: true, perSample: (s) => exactMatchOne(answer(s), refs(name, s), opts.exactMatch) };
@@ -104,7 +109,11 @@ export function builtinMetric(name: string, opts: GenerationMetricOptions = {}):
     case "rouge1":
     case "rouge2":
     case "rougeL":
-      return { name, needsReference: true, perSample: (s) => rougePerSample({ hypotheses: [answer(s)], references: [refs(name, s)], lowercase: opts.lowercase })[0][name] };
+      return {
+        name,
+        needsReference: true,
+        perSample: (s) => rougePerSample({ hypotheses: [answer(s)], references: [refs(name, s)], lowercase: opts.lowercase })[0][name],
+      };
     case "chrf":
       return { name, needsReference: true, corpus: (ss) => chrf(pairs(ss, name)) };
     case "distinct_1":

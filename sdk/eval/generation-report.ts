@@ -210,7 +210,11 @@ export class Comparison implements Displayable {
 
   toJSON(): { labels: readonly [string, string]; metrics: MetricComparison[]; samples: unknown[] } {
     const { columns, rows } = this.sideBySide();
-    return { labels: this.labels, metrics: this.rows.map((r) => ({ ...r })), samples: rows.map((row) => Object.fromEntries(columns.map((c, j) => [c, row[j]]))) };
+    return {
+      labels: this.labels,
+      metrics: this.rows.map((r) => ({ ...r })),
+      samples: rows.map((row) => Object.fromEntries(columns.map((c, j) => [c, row[j]]))),
+    };
   }
 
   toString(): string {
@@ -234,7 +238,8 @@ export class Comparison implements Displayable {
 
 /** Compares report b against report a on the same samples (same count and references), metric by metric. */
 export function compare(a: GenerationReport, b: GenerationReport, opts: CompareOptions = {}): Comparison {
-  if (a.samples.length !== b.samples.length) throw new Error(`compare: the reports have ${a.samples.length} and ${b.samples.length} samples; compare answers to the same samples`);
+  if (a.samples.length !== b.samples.length)
+    throw new Error(`compare: the reports have ${a.samples.length} and ${b.samples.length} samples; compare answers to the same samples`);
   a.samples.forEach((s, i) => {
     const t = b.samples[i];
     if (refText(s) !== refText(t) || (s.prompt !== undefined && t.prompt !== undefined && s.prompt !== t.prompt)) {

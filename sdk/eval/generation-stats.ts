@@ -74,7 +74,8 @@ export type StopReason = "stop" | "length";
 /** Stop rate: share of generations that ended at an end-of-sequence id or stop string ("stop") before max_new_tokens. */
 export function stopRate(finishReasons: readonly StopReason[]): number {
   if (finishReasons.length === 0) throw new Error("stopRate: no finish reasons");
-  for (const [i, r] of finishReasons.entries()) if (r !== "stop" && r !== "length") throw new Error(`stopRate: finishReasons[${i}] must be "stop" or "length", got ${JSON.stringify(r)}`);
+  for (const [i, r] of finishReasons.entries())
+    if (r !== "stop" && r !== "length") throw new Error(`stopRate: finishReasons[${i}] must be "stop" or "length", got ${JSON.stringify(r)}`);
   return finishReasons.filter((r) => r === "stop").length / finishReasons.length;
 }
 

@@ -56,7 +56,8 @@ const DEFAULT_RUBRIC = "Correctness first (agreement with the reference answer, 
 /** A judge bound to one endpoint and model. */
 export class LlmJudge {
   constructor(readonly options: JudgeOptions) {
-    if (typeof options.baseURL !== "string" || !/^https?:\/\//.test(options.baseURL)) throw new Error(`llmJudge: baseURL must be an http(s) URL, got ${JSON.stringify(options.baseURL)}`);
+    if (typeof options.baseURL !== "string" || !/^https?:\/\//.test(options.baseURL))
+      throw new Error(`llmJudge: baseURL must be an http(s) URL, got ${JSON.stringify(options.baseURL)}`);
     if (typeof options.model !== "string" || options.model === "") throw new Error("llmJudge: model must be a non-empty string");
     const max = options.maxScore ?? 10;
     if (!Number.isInteger(max) || max < 2) throw new Error(`llmJudge: maxScore must be an integer >= 2, got ${max}`);
@@ -64,7 +65,9 @@ export class LlmJudge {
 
   /** The cache key of a request: sha256 of the model and messages. */
   key(messages: readonly Message[]): string {
-    return createHash("sha256").update(JSON.stringify({ model: this.options.model, messages })).digest("hex");
+    return createHash("sha256")
+      .update(JSON.stringify({ model: this.options.model, messages }))
+      .digest("hex");
   }
 
   /** Sends messages (or reads the cached reply). */
@@ -98,7 +101,10 @@ export class LlmJudge {
   /** The grading messages of one answer. */
   gradeMessages(sample: GenerationSample): Message[] {
     const max = this.options.maxScore ?? 10;
-    const ref = sample.reference === undefined ? "" : `\n\n[Reference answer]\n${typeof sample.reference === "string" ? sample.reference : sample.reference.join("\n---\n")}`;
+    const ref =
+      sample.reference === undefined
+        ? ""
+        : `\n\n[Reference answer]\n${typeof sample.reference === "string" ? sample.reference : sample.reference.join("\n---\n")}`;
     return [
       { role: "system", content: `You are an impartial grader. Rubric: ${this.options.rubric ?? DEFAULT_RUBRIC}` },
       {
@@ -122,7 +128,10 @@ export class LlmJudge {
     const ref = reference === undefined ? "" : `\n\n[Reference answer]\n${reference}`;
     return [
       { role: "system", content: `You are an impartial judge comparing two answers. Rubric: ${this.options.rubric ?? DEFAULT_RUBRIC}` },
-      { role: "user", content: `[Question]\n${prompt}${ref}\n\n[Answer A]\n${a}\n\n[Answer B]\n${b}\n\nWhich answer is better? Reply with JSON only: {"winner": "A" | "B" | "tie"}` },
+      {
+        role: "user",
+        content: `[Question]\n${prompt}${ref}\n\n[Answer A]\n${a}\n\n[Answer B]\n${b}\n\nWhich answer is better? Reply with JSON only: {"winner": "A" | "B" | "tie"}`,
+      },
     ];
   }
 

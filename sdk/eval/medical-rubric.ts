@@ -224,8 +224,10 @@ function checkRubric(rubric: readonly RubricField[]): void {
     if (!f || typeof f.name !== "string" || f.name === "") throw new Error(`DIQA: rubric[${i}].name must be a non-empty string`);
     if (names.has(f.name)) throw new Error(`DIQA: rubric field "${f.name}" appears twice`);
     names.add(f.name);
-    if (!(typeof f.weight === "number" && f.weight > 0 && Number.isFinite(f.weight))) throw new Error(`DIQA: rubric field "${f.name}": weight must be a number > 0, got ${f.weight}`);
-    if (!Array.isArray(f.keywords) || (f.keywords as readonly unknown[]).some((k) => typeof k !== "string" || k === "")) throw new Error(`DIQA: rubric field "${f.name}": keywords must be non-empty strings`);
+    if (!(typeof f.weight === "number" && f.weight > 0 && Number.isFinite(f.weight)))
+      throw new Error(`DIQA: rubric field "${f.name}": weight must be a number > 0, got ${f.weight}`);
+    if (!Array.isArray(f.keywords) || (f.keywords as readonly unknown[]).some((k) => typeof k !== "string" || k === ""))
+      throw new Error(`DIQA: rubric field "${f.name}": keywords must be non-empty strings`);
     for (const [j, c] of (f.concepts ?? []).entries()) {
       if (!Array.isArray(c) || c.length === 0 || c.some((k) => typeof k !== "string" || k === "")) {
         throw new Error(`DIQA: rubric field "${f.name}": concepts[${j}] must be a non-empty array of non-empty strings`);

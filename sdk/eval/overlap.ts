@@ -22,7 +22,8 @@ export function referenceLists(fn: string, input: { hypotheses: readonly string[
   return references.map((r, i) => {
     if (typeof hypotheses[i] !== "string") throw new Error(`${fn}: hypotheses[${i}] must be a string, got ${JSON.stringify(hypotheses[i])}`);
     const list = typeof r === "string" ? [r] : [...r];
-    if (list.length === 0 || list.some((x) => typeof x !== "string")) throw new Error(`${fn}: references[${i}] must be a string or a non-empty array of strings`);
+    if (list.length === 0 || list.some((x) => typeof x !== "string"))
+      throw new Error(`${fn}: references[${i}] must be a string or a non-empty array of strings`);
     return list;
   });
 }

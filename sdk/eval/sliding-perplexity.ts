@@ -23,7 +23,8 @@ export interface SlidingWindowOptions {
 /** The windows of one token sequence as examples whose labels mark only the tokens each window scores. */
 export function slidingWindows(ids: readonly number[], maxLength: number, stride: number, id = "text"): TokenizedExample[] {
   if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`sliding window: maxLength must be an integer >= 2, got ${maxLength}`);
-  if (!Number.isInteger(stride) || stride < 1 || stride > maxLength) throw new Error(`sliding window: stride must be an integer in 1..maxLength (${maxLength}), got ${stride}`);
+  if (!Number.isInteger(stride) || stride < 1 || stride > maxLength)
+    throw new Error(`sliding window: stride must be an integer in 1..maxLength (${maxLength}), got ${stride}`);
   const out: TokenizedExample[] = [];
   let prevEnd = 0;
   for (let begin = 0; begin < ids.length; begin += stride) {

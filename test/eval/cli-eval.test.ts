@@ -18,7 +18,12 @@ function tunelab(...args: string[]): { status: number | null; stdout: string; st
   const r = spawnSync(process.execPath, [cli, "eval", ...args], { cwd: work, encoding: "utf8", timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
-function json(...args: string[]): { rows: number; metrics: Record<string, number>; intervals?: Record<string, { low: number; high: number }>; [k: string]: unknown } {
+function json(...args: string[]): {
+  rows: number;
+  metrics: Record<string, number>;
+  intervals?: Record<string, { low: number; high: number }>;
+  [k: string]: unknown;
+} {
   const r = tunelab(...args, "--json");
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
@@ -29,8 +34,18 @@ const writeJsonl = (name: string, rows: unknown[]) => fs.writeFileSync(path.join
 
 test("--predictions: generation, classification and domain metrics with intervals, no model", () => {
   const rows = [
-    { prompt: "净利润？", prediction: "<think>查年报</think>净利润为1.2亿元，同比增长12%。", reference: "2023年净利润1.2亿元，同比增长12%。", finish_reason: "stop" },
-    { prompt: "Revenue?", prediction: "Revenue rose 12.5% to $1.5 billion.", reference: "Revenue rose 12.5% to $1.5 billion in Q3 2023.", finish_reason: "length" },
+    {
+      prompt: "净利润？",
+      prediction: "<think>查年报</think>净利润为1.2亿元，同比增长12%。",
+      reference: "2023年净利润1.2亿元，同比增长12%。",
+      finish_reason: "stop",
+    },
+    {
+      prompt: "Revenue?",
+      prediction: "Revenue rose 12.5% to $1.5 billion.",
+      reference: "Revenue rose 12.5% to $1.5 billion in Q3 2023.",
+      finish_reason: "length",
+    },
     { prompt: "诊断？", prediction: "考虑肺炎，建议胸片检查。", reference: "诊断：肺炎。建议血常规和胸片检查。", finish_reason: "stop" },
   ];
   writeJsonl("preds.jsonl", rows);
@@ -63,9 +78,24 @@ test("--predictions: generation, classification and domain metrics with interval
 test("--model --data: batched answers of a tiny model scored; sliding-window perplexity on text rows", () => {
   createTinyModel({ arch: "qwen2", out: path.join(work, "model"), seed: 2, hiddenSize: 32, numLayers: 1, maxPositionEmbeddings: 64 });
   writeJsonl("chat.jsonl", [
-    { messages: [{ role: "user", content: "净利润是多少？" }, { role: "assistant", content: "1.2亿元" }] },
-    { messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "hello" }] },
-    { messages: [{ role: "user", content: "2+2?" }, { role: "assistant", content: "4" }] },
+    {
+      messages: [
+        { role: "user", content: "净利润是多少？" },
+        { role: "assistant", content: "1.2亿元" },
+      ],
+    },
+    {
+      messages: [
+        { role: "user", content: "hi" },
+        { role: "assistant", content: "hello" },
+      ],
+    },
+    {
+      messages: [
+        { role: "user", content: "2+2?" },
+        { role: "assistant", content: "4" },
+      ],
+    },
   ]);
   const g = json("--model", "model", "--data", "chat.jsonl", "--metrics", "bleu,chrf,stop_rate,distinct", "--max-new-tokens", "5", "--batch-size", "2");
   assert.equal(g.rows, 3);

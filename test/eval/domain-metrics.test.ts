@@ -22,7 +22,12 @@ test("FR extracts Chinese number forms: 1.2亿元, 3,000万元, 12%, 500万股, 
     "money:30000000 CNY",
     "number:5000000 shares",
   ]);
-  assert.deepEqual(short(extractFacts("2023年第三季度毛利率下降25基点，约￥3.5亿；２０２４年１月")), ["date:2023-Q3", "date:2024-01", "points:0.25", "money:350000000 CNY"]);
+  assert.deepEqual(short(extractFacts("2023年第三季度毛利率下降25基点，约￥3.5亿；２０２４年１月")), [
+    "date:2023-Q3",
+    "date:2024-01",
+    "points:0.25",
+    "money:350000000 CNY",
+  ]);
 });
 
 test("FR of a Chinese answer: 4 of 6 reference facts agree, with the detail of what matched", () => {

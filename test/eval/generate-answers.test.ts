@@ -18,14 +18,45 @@ test("generateAnswers: one generate call per batch, answers equal to one prompt 
     const gen = new Generator(openModel(dir));
     const prov = (line: number) => ({ source: "mem.jsonl", line, id: `r${line}` });
     const rows: Row[] = [
-      { kind: "chat", messages: [{ role: "user", content: "净利润是多少？" }, { role: "assistant", content: "1.2亿元" }], provenance: prov(1) },
+      {
+        kind: "chat",
+        messages: [
+          { role: "user", content: "净利润是多少？" },
+          { role: "assistant", content: "1.2亿元" },
+        ],
+        provenance: prov(1),
+      },
       { kind: "classification", text: "great product, would buy again", label: "positive", provenance: prov(2) },
-      { kind: "chat", messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "hello" }], provenance: prov(3) },
-      { kind: "chat", messages: [{ role: "user", content: "Summarise: revenue rose 12% in Q3 2023." }, { role: "assistant", content: "Revenue +12%." }], provenance: prov(4) },
-      { kind: "chat", messages: [{ role: "user", content: "2+2?" }, { role: "assistant", content: "4" }], provenance: prov(5) },
+      {
+        kind: "chat",
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: "hello" },
+        ],
+        provenance: prov(3),
+      },
+      {
+        kind: "chat",
+        messages: [
+          { role: "user", content: "Summarise: revenue rose 12% in Q3 2023." },
+          { role: "assistant", content: "Revenue +12%." },
+        ],
+        provenance: prov(4),
+      },
+      {
+        kind: "chat",
+        messages: [
+          { role: "user", content: "2+2?" },
+          { role: "assistant", content: "4" },
+        ],
+        provenance: prov(5),
+      },
     ];
     const prompts = evalPrompts(rows);
-    assert.deepEqual(prompts.map((p) => p.reference), ["1.2亿元", "positive", "hello", "Revenue +12%.", "4"]);
+    assert.deepEqual(
+      prompts.map((p) => p.reference),
+      ["1.2亿元", "positive", "hello", "Revenue +12%.", "4"],
+    );
     let calls = 0;
     const real = gen.generate.bind(gen);
     (gen as unknown as { generate: typeof real }).generate = ((p: never, o: never) => (calls++, real(p, o))) as typeof real;
@@ -42,7 +73,10 @@ test("generateAnswers: one generate call per batch, answers equal to one prompt 
     const r = await scoreGeneration(batched, { metrics: ["think_closed", "stop_rate", "bleu"], bootstrap: false });
     assert.equal(r.get("stop_rate"), batched.filter((s) => s.finishReason === "stop").length / 5);
     assert.equal(r.get("think_closed"), batched.filter((s) => s.prediction.includes("</think>")).length / 5);
-    assert.throws(() => evalPrompts([{ kind: "pretrain", text: "x", provenance: prov(9) }]), /mem.jsonl:9: generation metrics need chat or classification rows/);
+    assert.throws(
+      () => evalPrompts([{ kind: "pretrain", text: "x", provenance: prov(9) }]),
+      /mem.jsonl:9: generation metrics need chat or classification rows/,
+    );
     await gen.release();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -34,7 +34,14 @@ async function startServer(opts: { positionBiased?: boolean } = {}): Promise<{ s
         reply = opts.positionBiased ? '{"winner": "A"}' : a.includes("Paris") ? '{"winner": "A"}' : '{"winner": "B"}';
       }
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ id: "x", object: "chat.completion", model: body.model, choices: [{ index: 0, message: { role: "assistant", content: reply }, finish_reason: "stop" }] }));
+      res.end(
+        JSON.stringify({
+          id: "x",
+          object: "chat.completion",
+          model: body.model,
+          choices: [{ index: 0, message: { role: "assistant", content: reply }, finish_reason: "stop" }],
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -59,10 +66,7 @@ test("grades answers through the endpoint, maps scores to [0, 1] and caches verd
     await llmJudge({ baseURL: url, model: "judge-2", cacheDir }).grade(sample);
     assert.equal(requests.length, 2);
     // as a metric of a report: mean of (9-1)/9 and (3-1)/9
-    const r = await scoreGeneration(
-      [sample, { prompt: "法国首都？", prediction: "伦敦", reference: "巴黎" }],
-      { metrics: [judge.metric()], bootstrap: false },
-    );
+    const r = await scoreGeneration([sample, { prompt: "法国首都？", prediction: "伦敦", reference: "巴黎" }], { metrics: [judge.metric()], bootstrap: false });
     assert.ok(Math.abs(r.get("judge") - (8 / 9 + 2 / 9) / 2) < 1e-12);
   } finally {
     server.close();

@@ -69,37 +69,51 @@ print(json.dumps(out))
   });
 });
 
-test("corpus BLEU-4 equals NLTK's corpus_bleu (default weights, no smoothing) on random cases", { skip: !pythonHas("nltk") && "python3-nltk is not installed" }, () => {
-  const rng = new Rng(7);
-  // A small vocabulary so n-grams overlap often; Chinese characters and English words mixed.
-  const vocab = ["the", "profit", "rose", "12", "%", "净", "利", "润", "增", "长", "亿", "元", "in", "2023", "."];
-  const sentence = (min: number, max: number) => {
-    const n = min + Math.floor(rng.next() * (max - min + 1));
-    return Array.from({ length: n }, () => vocab[Math.floor(rng.next() * vocab.length)]).join(" ");
-  };
-  const cases = Array.from({ length: 60 }, (_, c) => {
-    const size = 1 + Math.floor(rng.next() * 6);
-    const hypotheses = Array.from({ length: size }, () => sentence(c % 10 === 0 ? 0 : 1, 14));
-    const references = hypotheses.map(() => Array.from({ length: 1 + Math.floor(rng.next() * 3) }, () => sentence(1, 14)));
-    // half the cases copy stretches of a reference into the hypothesis so 3- and 4-grams match
-    if (c % 2 === 1) hypotheses.forEach((_, i) => (hypotheses[i] = references[i][0].split(" ").slice(0, 3 + (i % 5)).join(" ") + " " + hypotheses[i]));
-    return { hypotheses, references };
-  });
-  const ref = python(
-    `
+test(
+  "corpus BLEU-4 equals NLTK's corpus_bleu (default weights, no smoothing) on random cases",
+  { skip: !pythonHas("nltk") && "python3-nltk is not installed" },
+  () => {
+    const rng = new Rng(7);
+    // A small vocabulary so n-grams overlap often; Chinese characters and English words mixed.
+    const vocab = ["the", "profit", "rose", "12", "%", "净", "利", "润", "增", "长", "亿", "元", "in", "2023", "."];
+    const sentence = (min: number, max: number) => {
+      const n = min + Math.floor(rng.next() * (max - min + 1));
+      return Array.from({ length: n }, () => vocab[Math.floor(rng.next() * vocab.length)]).join(" ");
+    };
+    const cases = Array.from({ length: 60 }, (_, c) => {
+      const size = 1 + Math.floor(rng.next() * 6);
+      const hypotheses = Array.from({ length: size }, () => sentence(c % 10 === 0 ? 0 : 1, 14));
+      const references = hypotheses.map(() => Array.from({ length: 1 + Math.floor(rng.next() * 3) }, () => sentence(1, 14)));
+      // half the cases copy stretches of a reference into the hypothesis so 3- and 4-grams match
+      if (c % 2 === 1)
+        hypotheses.forEach(
+          (_, i) =>
+            (hypotheses[i] =
+              references[i][0]
+                .split(" ")
+                .slice(0, 3 + (i % 5))
+                .join(" ") +
+              " " +
+              hypotheses[i]),
+        );
+      return { hypotheses, references };
+    });
+    const ref = python(
+      `
 import json, sys, warnings
 from nltk.translate.bleu_score import corpus_bleu
 warnings.simplefilter("ignore")
 print(json.dumps([corpus_bleu(c["refs"], c["hyps"]) for c in json.load(sys.stdin)]))
 `,
-    cases.map((c) => ({ hyps: c.hypotheses.map((h) => evalTokens(h)), refs: c.references.map((rs) => rs.map((r) => evalTokens(r))) })),
-  ) as number[];
-  let nonTrivial = 0;
-  cases.forEach((c, i) => {
-    const ours = bleu(c);
-    assert.ok(ours >= 0 && ours <= 1);
-    near(ours, ref[i], `case ${i}`);
-    if (ref[i] > 0.01) nonTrivial++;
-  });
-  assert.ok(nonTrivial >= 10, `only ${nonTrivial} cases had BLEU > 0.01; the comparison would be weak`);
-});
+      cases.map((c) => ({ hyps: c.hypotheses.map((h) => evalTokens(h)), refs: c.references.map((rs) => rs.map((r) => evalTokens(r))) })),
+    ) as number[];
+    let nonTrivial = 0;
+    cases.forEach((c, i) => {
+      const ours = bleu(c);
+      assert.ok(ours >= 0 && ours <= 1);
+      near(ours, ref[i], `case ${i}`);
+      if (ref[i] > 0.01) nonTrivial++;
+    });
+    assert.ok(nonTrivial >= 10, `only ${nonTrivial} cases had BLEU > 0.01; the comparison would be weak`);
+  },
+);

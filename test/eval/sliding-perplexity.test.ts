@@ -17,15 +17,36 @@ test("windows follow the HF guide: each token after the first scored once, the r
   assert.deepEqual(
     w.map((x) => [x.inputIds, x.labels]),
     [
-      [[100, 101, 102, 103], [100, 101, 102, 103]],
-      [[102, 103, 104, 105], [I, I, 104, 105]],
-      [[104, 105, 106, 107], [I, I, 106, 107]],
-      [[106, 107, 108, 109], [I, I, 108, 109]],
+      [
+        [100, 101, 102, 103],
+        [100, 101, 102, 103],
+      ],
+      [
+        [102, 103, 104, 105],
+        [I, I, 104, 105],
+      ],
+      [
+        [104, 105, 106, 107],
+        [I, I, 106, 107],
+      ],
+      [
+        [106, 107, 108, 109],
+        [I, I, 108, 109],
+      ],
     ],
   );
-  assert.equal(w.reduce((n, x) => n + scoredTokens(x), 0), 9);
+  assert.equal(
+    w.reduce((n, x) => n + scoredTokens(x), 0),
+    9,
+  );
   // a last partial window scores only its new tokens
-  assert.deepEqual(slidingWindows(ids.slice(0, 7), 4, 3).map((x) => x.labels), [[100, 101, 102, 103], [I, 104, 105, 106]]);
+  assert.deepEqual(
+    slidingWindows(ids.slice(0, 7), 4, 3).map((x) => x.labels),
+    [
+      [100, 101, 102, 103],
+      [I, 104, 105, 106],
+    ],
+  );
   assert.throws(() => slidingWindows(ids, 4, 5), /stride must be an integer in 1..maxLength \(4\), got 5/);
 });
 

@@ -28,7 +28,22 @@ const USAGE =
   "usage: tunelab eval --model DIR [--adapter DIR] --data FILE [--metrics perplexity,accuracy,f1,bleu,rouge,chrf,exact_match,fr,diqa,...]\n" +
   "                    [--device cpu|webgpu|cuda] [--batch-size N] [--max-new-tokens N] [--max-length N --stride N] [--entities A,B] [--rubric FILE.json] [--json]\n" +
   "       tunelab eval --predictions FILE.jsonl --metrics bleu,rouge,... [--json]";
-const FLAGS = new Set(["model", "adapter", "data", "predictions", "metrics", "device", "batch-size", "max-new-tokens", "max-length", "stride", "entities", "rubric", "json", "help"]);
+const FLAGS = new Set([
+  "model",
+  "adapter",
+  "data",
+  "predictions",
+  "metrics",
+  "device",
+  "batch-size",
+  "max-new-tokens",
+  "max-length",
+  "stride",
+  "entities",
+  "rubric",
+  "json",
+  "help",
+]);
 const LM_METRICS = new Set(["perplexity", "loss"]);
 
 function positiveInt(flag: string, v: string | boolean | string[] | undefined): number | undefined {
@@ -100,7 +115,7 @@ export const command: CliCommand = {
     let text = "";
 
     if (lm.length) {
-      if (!model || !dataFile) throw new Error("--metrics perplexity needs --model and --data with {\"text\"} rows");
+      if (!model || !dataFile) throw new Error('--metrics perplexity needs --model and --data with {"text"} rows');
       const ds = await loadDataset(dataFile, { format: "pretrain" });
       const maxLength = positiveInt("max-length", flags["max-length"]);
       const stride = positiveInt("stride", flags.stride);
@@ -110,7 +125,15 @@ export const command: CliCommand = {
           return model.tokenizer.encode(row.text, { addSpecialTokens: true });
         });
         const s = await slidingWindowPerplexity({ model, adapter, device }, ids, { maxLength, stride, batchSize });
-        Object.assign(out, { loss: s.loss, perplexity: s.perplexity, tokens: s.tokens, rows: ids.length, windows: s.windows, max_length: s.maxLength, stride: s.stride });
+        Object.assign(out, {
+          loss: s.loss,
+          perplexity: s.perplexity,
+          tokens: s.tokens,
+          rows: ids.length,
+          windows: s.windows,
+          max_length: s.maxLength,
+          stride: s.stride,
+        });
       } else {
         const examples = textExamples(ds.rows, model.tokenizer);
         const e = await evaluateModel({ model, stage: "pt", adapter, device }, examples, batchSize);
@@ -139,7 +162,13 @@ export const command: CliCommand = {
           await generator.release();
         }
       }
-      const entities = typeof flags.entities === "string" ? flags.entities.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+      const entities =
+        typeof flags.entities === "string"
+          ? flags.entities
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : undefined;
       let rubric: RubricField[] | undefined;
       if (typeof flags.rubric === "string") {
         if (!fs.existsSync(flags.rubric)) throw new Error(`--rubric: ${flags.rubric} does not exist`);
