@@ -1,4 +1,4 @@
-/** Evaluation: the one entry point (evaluateModel), classification and language-model metrics, and the displayable EvalReport. */
+/** Evaluation: the one entry point (evaluateModel), every metric (see public-metrics), batched answers, label-word classification, sliding-window perplexity, reports. */
 export {
   accuracy,
   argmaxRows,
@@ -19,3 +19,9 @@ export type { EvalTarget, Evaluation } from "./evaluate";
 export { EvalReport } from "./report";
 export type { ClassificationReportOptions, EvalReportInit, EvalReportJson } from "./report";
 export * from "./public-metrics";
+export { evalPrompts, generateAnswers } from "./generate-answers";
+export type { EvalPrompt, GenerateAnswersOptions } from "./generate-answers";
+export { labelWordPredict } from "./label-words";
+export type { LabelWordOptions, LabelWordResult } from "./label-words";
+export { slidingWindowPerplexity, slidingWindows } from "./sliding-perplexity";
+export type { SlidingPerplexity, SlidingWindowOptions } from "./sliding-perplexity";
