@@ -17,6 +17,7 @@ export { RECIPE_SCHEMA, type OptionSpec, type RecipeKey } from "./train/recipe-s
 export type { Diagnostic, EvalEvent, SkippedStepEvent, StartInfo, StepEvent, StopReason, TrainerCallbacks, TrainerControl } from "./train/callbacks";
 export { createTinyModel, type TinyModelOptions } from "./io/tiny";
 export { EvalReport } from "./eval/report";
+export { evaluate, DataEvaluation, type EvaluateOptions } from "./eval/evaluate-data";
 export { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "./viz/display";
 export type { Device } from "./runtime/device";
 export { packageRoot, packageVersion } from "./util/package";

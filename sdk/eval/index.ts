@@ -25,3 +25,7 @@ export { labelWordPredict } from "./label-words";
 export type { LabelWordOptions, LabelWordResult } from "./label-words";
 export { slidingWindowPerplexity, slidingWindows } from "./sliding-perplexity";
 export type { SlidingPerplexity, SlidingWindowOptions } from "./sliding-perplexity";
+export { DataEvaluation, evaluate } from "./evaluate-data";
+export type { EvaluateOptions, LmFigures } from "./evaluate-data";
+export { predictWithGenerate, promptAndReference } from "./predict-with-generate";
+export type { PredictWithGenerateOptions } from "./predict-with-generate";

@@ -12,16 +12,10 @@
  */
 import * as fs from "node:fs";
 import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
-import { loadDataset } from "../../data/load";
-import { evaluateModel, textExamples } from "../../eval/evaluate";
+import { evaluate } from "../../eval/evaluate-data";
 import { BUILTIN_METRICS, METRIC_ALIASES, type GenerationSample } from "../../eval/generation-metric";
 import { scoreGeneration } from "../../eval/generation-report";
-import { evalPrompts, generateAnswers } from "../../eval/generate-answers";
-import { slidingWindowPerplexity } from "../../eval/sliding-perplexity";
 import type { RubricField } from "../../eval/medical-rubric";
-import { Generator } from "../../infer/generate";
-import { loadAdapter } from "../../models/lora";
-import { openModel } from "../../models/model";
 import { parseOption } from "../../train/recipe-check";
 
 const USAGE =
@@ -104,79 +98,56 @@ export const command: CliCommand = {
     const known = new Set([...LM_METRICS, ...Object.keys(BUILTIN_METRICS), ...Object.keys(METRIC_ALIASES)]);
     const unknown = names.filter((m) => !known.has(m));
     if (unknown.length) throw new Error(`--metrics: unknown ${unknown.join(", ")}; known: ${[...known].join(", ")}`);
-    const lm = names.filter((m) => LM_METRICS.has(m));
-    const gen = names.filter((m) => !LM_METRICS.has(m));
+    const lmNames = names.filter((m) => LM_METRICS.has(m));
+    const genNames = names.filter((m) => !LM_METRICS.has(m));
     const device = flags.device === undefined ? "cpu" : parseOption("device", flags.device, "--device");
     const batchSize = flags["batch-size"] === undefined ? 8 : parseOption("per_device_eval_batch_size", flags["batch-size"], "--batch-size");
-    const model = modelDir ? openModel(modelDir) : null;
-    const adapter = typeof flags.adapter === "string" ? loadAdapter(flags.adapter) : null;
+    const entities =
+      typeof flags.entities === "string"
+        ? flags.entities
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : undefined;
+    let rubric: RubricField[] | undefined;
+    if (typeof flags.rubric === "string") {
+      if (!fs.existsSync(flags.rubric)) throw new Error(`--rubric: ${flags.rubric} does not exist`);
+      rubric = JSON.parse(fs.readFileSync(flags.rubric, "utf8")) as RubricField[];
+    }
+    const domain = { fr: { entities }, diqa: { rubric } };
     const out: Record<string, unknown> = {};
     const metrics: Record<string, number> = {};
     let text = "";
-
-    if (lm.length) {
-      if (!model || !dataFile) throw new Error('--metrics perplexity needs --model and --data with {"text"} rows');
-      const ds = await loadDataset(dataFile, { format: "pretrain" });
-      const maxLength = positiveInt("max-length", flags["max-length"]);
-      const stride = positiveInt("stride", flags.stride);
-      if (maxLength !== undefined || stride !== undefined) {
-        const ids = ds.rows.map((row) => {
-          if (row.kind !== "pretrain") throw new Error(`${row.provenance.source}:${row.provenance.line}: expected a {"text": ...} row`);
-          return model.tokenizer.encode(row.text, { addSpecialTokens: true });
-        });
-        const s = await slidingWindowPerplexity({ model, adapter, device }, ids, { maxLength, stride, batchSize });
-        Object.assign(out, {
-          loss: s.loss,
-          perplexity: s.perplexity,
-          tokens: s.tokens,
-          rows: ids.length,
-          windows: s.windows,
-          max_length: s.maxLength,
-          stride: s.stride,
-        });
-      } else {
-        const examples = textExamples(ds.rows, model.tokenizer);
-        const e = await evaluateModel({ model, stage: "pt", adapter, device }, examples, batchSize);
-        const tokens = examples.reduce((n, ex) => n + Math.max(0, ex.inputIds.length - 1), 0);
-        Object.assign(out, { loss: e.loss, perplexity: Math.exp(e.loss), tokens, rows: examples.length });
+    // Saved predictions are scored here; everything that needs the model goes through evaluate().
+    const modelMetrics = predFile ? lmNames : names;
+    if (modelMetrics.length) {
+      if (!modelDir || !dataFile) throw new Error(`--metrics ${modelMetrics.join(",")} needs --model and --data`);
+      const r = await evaluate(modelDir, dataFile, {
+        ...domain,
+        metrics: modelMetrics,
+        adapter: typeof flags.adapter === "string" ? flags.adapter : null,
+        device,
+        batchSize,
+        maxNewTokens: positiveInt("max-new-tokens", flags["max-new-tokens"]),
+        maxLength: positiveInt("max-length", flags["max-length"]),
+        stride: positiveInt("stride", flags.stride),
+      });
+      if (r.lm) {
+        Object.assign(out, { loss: r.lm.loss, perplexity: r.lm.perplexity, tokens: r.lm.tokens, rows: r.lm.rows });
+        if (r.lm.windows !== undefined) out.windows = r.lm.windows;
+        text += `loss ${r.lm.loss.toFixed(6)}  perplexity ${r.lm.perplexity.toFixed(4)}  over ${r.lm.tokens} predicted tokens in ${r.lm.rows} rows\n`;
       }
-      metrics.loss = out.loss as number;
-      metrics.perplexity = out.perplexity as number;
-      text += `loss ${(out.loss as number).toFixed(6)}  perplexity ${(out.perplexity as number).toFixed(4)}  over ${out.tokens} predicted tokens in ${out.rows} rows\n`;
+      if (r.generation) {
+        out.rows ??= r.generation.samples.length;
+        out.intervals = r.generation.intervals;
+        text += r.generation.toString() + "\n";
+      }
+      Object.assign(metrics, r.metrics);
     }
-
-    if (gen.length) {
-      let samples: GenerationSample[];
-      if (predFile) samples = readPredictions(predFile);
-      else {
-        if (!model || !dataFile) throw new Error("generation metrics need --model and --data (chat or classification rows), or --predictions FILE.jsonl");
-        const ds = await loadDataset(dataFile);
-        const generator = new Generator(model, { lora: adapter, device });
-        try {
-          samples = await generateAnswers(generator, evalPrompts(ds.rows), {
-            batchSize,
-            maxNewTokens: positiveInt("max-new-tokens", flags["max-new-tokens"]),
-            doSample: false,
-          });
-        } finally {
-          await generator.release();
-        }
-      }
-      const entities =
-        typeof flags.entities === "string"
-          ? flags.entities
-              .split(",")
-              .map((s) => s.trim())
-              .filter(Boolean)
-          : undefined;
-      let rubric: RubricField[] | undefined;
-      if (typeof flags.rubric === "string") {
-        if (!fs.existsSync(flags.rubric)) throw new Error(`--rubric: ${flags.rubric} does not exist`);
-        rubric = JSON.parse(fs.readFileSync(flags.rubric, "utf8")) as RubricField[];
-      }
-      const report = await scoreGeneration(samples, { metrics: gen, fr: { entities }, diqa: { rubric } });
+    if (predFile && genNames.length) {
+      const report = await scoreGeneration(readPredictions(predFile), { ...domain, metrics: genNames });
       Object.assign(metrics, report.metrics);
-      out.rows ??= samples.length;
+      out.rows ??= report.samples.length;
       out.intervals = report.intervals;
       text += report.toString() + "\n";
     }
