@@ -9,6 +9,9 @@ export { ds, DataPlan, DataPreview, type DataStep, type Materialized } from "./p
 export { LoraPlan, liveProgress, type FitOptions, type LoraOptions } from "./plan/lora";
 export { Model, model, type ModelEvalOptions, type ModelOptions } from "./plan/model";
 export { TrainedRun, type RunEvalOptions } from "./plan/run";
+export { Run, type OpenRunOptions } from "./plan/open-run";
+export { RunLogs, type LoggedStep, type RunLogData, type RunSource } from "./plan/run-logs";
+export { exportLlamaFactory, type LlamaFactoryExport, type LlamaFactoryExportOptions } from "./export/llamafactory";
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
 export { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions, type MemoryEstimate } from "./train/estimate";
@@ -18,6 +21,7 @@ export type { Diagnostic, EvalEvent, SkippedStepEvent, StartInfo, StepEvent, Sto
 export { createTinyModel, type TinyModelOptions } from "./io/tiny";
 export { EvalReport } from "./eval/report";
 export { evaluate, DataEvaluation, type EvaluateOptions } from "./eval/evaluate-data";
+export { serve, type ServeOptions, type ServerHandle } from "./infer/server";
 export { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "./viz/display";
 export type { Device } from "./runtime/device";
 export { packageRoot, packageVersion } from "./util/package";

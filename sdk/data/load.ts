@@ -1,6 +1,6 @@
 /** Loading a data file (or a dataset_info.json entry) into a validated, normalised Dataset. */
-import { statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { readdirSync, statSync } from "node:fs";
+import { basename, dirname, extname, join } from "node:path";
 import { readRecords, type FileType } from "./read";
 import { detectFormat } from "./formats/detect";
 import { makeNormalizer } from "./formats/normalize";
@@ -22,8 +22,10 @@ export interface LoadOptions {
   tags?: Partial<RoleTags>;
   /** Invalid rows: "error" (default) stops with every problem listed; "drop" drops and counts them. */
   onInvalid?: OnInvalid;
-  /** For a dataset_info.json (or a folder holding one): the dataset's name. */
+  /** For a dataset_info.json (or a folder holding one): the dataset's name, or several comma-separated (concatenated in order, as LLaMA-Factory does). */
   dataset?: string;
+  /** Keep only the first N rows of each dataset (each file of a list, each dataset_info.json entry), as LLaMA-Factory's max_samples. */
+  maxSamples?: number;
 }
 
 /**
@@ -43,18 +45,71 @@ export async function loadDataset(path: string | readonly string[], options: Loa
   }
   const info = datasetInfoPath(path);
   if (info) {
-    const name = options.dataset ?? soleEntry(info);
-    const e = datasetInfoEntry(info, name);
-    const source = join(dirname(path.endsWith(".json") ? path : join(path, "dataset_info.json")), basename(e.path));
-    return loadFile(e.path, source, {
-      ...options,
-      format: options.format ?? e.format,
-      columns: { ...e.columns, ...options.columns },
-      tags: options.tags ?? e.tags,
-    });
+    const names = (options.dataset ?? soleEntry(info))
+      .split(",")
+      .map((n) => n.trim())
+      .filter(Boolean);
+    if (names.length === 0) throw new Error(`loadDataset option dataset: no dataset name in ${JSON.stringify(options.dataset)}`);
+    let out: Dataset | undefined;
+    for (const name of names) {
+      const d = await loadInfoEntry(info, path, name, options);
+      out = out ? out.concat(d) : d;
+    }
+    return out!;
   }
   if (options.dataset !== undefined) throw new Error(`loadDataset option dataset: ${path} is not a dataset_info.json or a folder holding one`);
-  return loadFile(path, path, options);
+  return firstSamples(await loadFile(path, path, options), options.maxSamples);
+}
+
+/**
+ * The data files a load reads: the paths themselves, or for a dataset_info.json (or its folder) the json and the
+ * files of the named entries (for run manifests).
+ */
+export function dataFilesOf(path: string | readonly string[], dataset?: string): string[] {
+  if (typeof path !== "string") return path.flatMap((p) => dataFilesOf(p, dataset));
+  const info = datasetInfoPath(path);
+  if (!info) return [path];
+  const names = (dataset ?? soleEntry(info)).split(",").map((n) => n.trim()).filter(Boolean);
+  const files = names.flatMap((name) => {
+    const e = datasetInfoEntry(info, name);
+    if (!statSync(e.path, { throwIfNoEntry: false })?.isDirectory()) return [e.path];
+    return readdirSync(e.path).filter((f) => !f.startsWith(".")).sort().map((f) => join(e.path, f));
+  });
+  return [info, ...new Set(files)];
+}
+
+/** One named entry of a dataset_info.json: its file, or every file of its folder (sorted by name), as LF reads file_name. */
+async function loadInfoEntry(info: string, path: string, name: string, options: LoadOptions): Promise<Dataset> {
+  const e = datasetInfoEntry(info, name);
+  const shown = join(dirname(path.endsWith(".json") ? path : join(path, "dataset_info.json")), basename(e.path));
+  const entryOptions: LoadOptions = {
+    ...options,
+    format: options.format ?? e.format,
+    columns: { ...e.columns, ...options.columns },
+    tags: options.tags ?? e.tags,
+  };
+  let files: { file: string; source: string }[] = [{ file: e.path, source: shown }];
+  if (statSync(e.path, { throwIfNoEntry: false })?.isDirectory()) {
+    const inside = readdirSync(e.path)
+      .filter((f) => !f.startsWith("."))
+      .sort();
+    if (inside.length === 0) throw new Error(`${info}: dataset "${name}": file_name ${e.path} is an empty folder`);
+    const exts = new Set(inside.map((f) => extname(f).toLowerCase()));
+    if (exts.size > 1) throw new Error(`${info}: dataset "${name}": the files of folder ${e.path} must all be of one type (LF's rule), found ${[...exts].join(", ")}`);
+    files = inside.map((f) => ({ file: join(e.path, f), source: join(shown, f) }));
+  }
+  let out: Dataset | undefined;
+  for (const f of files) {
+    const d = await loadFile(f.file, f.source, entryOptions);
+    out = out ? out.concat(d) : d;
+  }
+  return firstSamples(out!, options.maxSamples);
+}
+
+function firstSamples(ds: Dataset, n: number | undefined): Dataset {
+  if (n === undefined) return ds;
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`loadDataset option maxSamples must be a positive whole number, got ${n}`);
+  return ds.length > n ? ds.take(n) : ds;
 }
 
 async function loadFile(path: string, source: string, options: LoadOptions): Promise<Dataset> {

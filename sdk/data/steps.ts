@@ -13,6 +13,8 @@ export type DataStep =
   | { op: "load"; path: string | readonly string[]; options: LoadOptions }
   | { op: "rows"; rows: readonly RowContent[] }
   | { op: "split"; options: SplitOptions }
+  /** After a split: the validation part is loaded from its own file(s) instead (LF's eval_dataset). */
+  | { op: "val"; path: string | readonly string[]; options: LoadOptions }
   | { op: "augment"; options: AugmentOptions }
   | { op: "shuffle"; seed: number }
   | { op: "sample"; n: number; seed: number }
@@ -41,6 +43,11 @@ async function apply(current: Materialized | null, step: DataStep): Promise<Mate
   if (step.op === "split") {
     if (isSplit(current)) throw new Error("split: already split");
     return current.split(step.options);
+  }
+  if (step.op === "val") {
+    if (!isSplit(current)) throw new Error("val: split the data first (.split({ test }) before .val(path))");
+    if (current.val.length > 0) throw new Error(`val: the split already made a validation part of ${current.val.length} rows; split with val: 0 to load one instead`);
+    return { ...current, val: (await loadDataset(step.path, step.options)).withRole("val") };
   }
   if (step.op === "augment") return isSplit(current) ? augment(current, step.options) : augment(current, step.options);
   const each = (f: (d: Dataset<Row>) => Dataset<Row>): Materialized =>

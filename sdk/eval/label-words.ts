@@ -67,18 +67,27 @@ export async function labelWordPredict(
     const messages: readonly ChatMessage[] = typeof p === "string" ? [{ role: "user", content: p }] : p;
     const text = tok.applyChatTemplate(messages, { addGenerationPrompt: true, templateName: opts.templateName, enableThinking: opts.enableThinking });
     const ids = tok.encode(text, { addSpecialTokens: false });
-    const first = await generator.forward({ inputIds: [ids] });
-    const row: number[] = [];
-    for (const lab of labelIds) {
-      const n = opts.firstTokenOnly ? 1 : lab.length;
-      let logp = logSoftmaxAt(first.logits[0], lab[0]);
+    let row: number[];
+    if (opts.firstTokenOnly) {
+      const first = await generator.forward({ inputIds: [ids] });
+      row = labelIds.map((lab) => logSoftmaxAt(first.logits[0], lab[0]));
+      first.cache.dispose();
+    } else {
+      // One row per label, teacher-forced together: the prompt pass, then one pass per label token (a row past its
+      // label's end repeats its last token; what it computes is never read).
+      const first = await generator.forward({ inputIds: labelIds.map(() => ids) });
+      const sums = labelIds.map((lab, j) => logSoftmaxAt(first.logits[j], lab[0]));
       let cache: KvCache = first.cache;
-      for (let k = 1; k < n; k++) {
-        const step = await generator.forward({ inputIds: [[lab[k - 1]]] }, cache);
+      const longest = Math.max(...labelIds.map((l) => l.length));
+      for (let k = 1; k < longest; k++) {
+        const step = await generator.forward({ inputIds: labelIds.map((lab) => [lab[Math.min(k, lab.length) - 1]]) }, cache);
         cache = step.cache;
-        logp += logSoftmaxAt(step.logits[0], lab[k]);
+        labelIds.forEach((lab, j) => {
+          if (k < lab.length) sums[j] += logSoftmaxAt(step.logits[j], lab[k]);
+        });
       }
-      row.push(opts.reduce === "mean" ? logp / n : logp);
+      cache.dispose();
+      row = sums.map((v, j) => (opts.reduce === "mean" ? v / labelIds[j].length : v));
     }
     scores.push(row);
   }

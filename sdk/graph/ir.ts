@@ -125,6 +125,8 @@ export class Graph {
   readonly initializers = new Map<Value, TensorData>();
   /** Regions the forward marked for recomputation (decoder layers under gradient checkpointing), in order. */
   readonly recompute: RecomputeRegion[] = [];
+  /** Values autodiff treats as constants (PyTorch's detach): no gradient flows back through them. */
+  readonly detached = new Set<Value>();
   private nextId = 0;
   private readonly names = new Set<string>();
 

@@ -129,6 +129,12 @@ export class Builder {
   identity(x: Value): Value {
     return this.unary("Identity", x);
   }
+  /** `x` unchanged, but a constant to autodiff: no gradient flows back through it (PyTorch's `detach`). */
+  stopGradient(x: Value): Value {
+    const y = this.unary("Identity", x);
+    this.graph.detached.add(y);
+    return y;
+  }
 
   /** Element type conversion. */
   cast(x: Value, to: DType): Value {

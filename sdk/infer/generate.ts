@@ -10,17 +10,12 @@ import { resolveLora, type LoraSource, type LoraState } from "../models/lora";
 import type { BaseModel } from "../models/model";
 import { Device } from "../runtime/device";
 import { sessionForGraph } from "../runtime/graph-session";
-import { HostTensor, Session } from "../runtime/session";
+import { Session, type RunInput } from "../runtime/session";
 import { Rng } from "../util/random";
+import { KvCache, type KvLayout } from "./kv-cache";
 import { SamplingSettings, selectToken } from "./sampling";
 
-/** A key/value cache for `batch` rows: per layer [batch, kvHeads, length, headDim]. */
-export interface KvCache {
-  batch: number;
-  length: number;
-  keys: HostTensor[];
-  values: HostTensor[];
-}
+export { KvCache } from "./kv-cache";
 
 /** One pass of the model over new tokens: `inputIds` [batch][seq] with optional mask and positions. */
 export interface ForwardInputs {
@@ -77,6 +72,56 @@ export interface GenerationResult {
   promptTokens: number;
 }
 
+/** One row of `Generator.generateRows`: a prompt with its own options. */
+export interface GenerateRow {
+  prompt: readonly number[];
+  /** This row's options; `onToken` receives row 0. `useCache: false` on any row turns the cache off for the batch. */
+  options?: GenerateOptions;
+  /** Aborting it ends the row at the next step (a client that went away). */
+  signal?: AbortSignal;
+  /** Called with the row's result as soon as it ends, while other rows may still be generating. */
+  onDone?: (result: GenerationResult) => void;
+}
+
+/** Options of `Generator.generateRows`: continuous batching. */
+export interface GenerateRowsOptions {
+  /**
+   * Called before every step with the number of rows still generating; the rows it returns join the batch (their
+   * prompts run in that step, the running rows wait one step), so a server can add requests to a running batch.
+   */
+  join?: (running: number) => readonly GenerateRow[];
+  /** Called with the number of rows in each forward pass. */
+  onStep?: (rows: number) => void;
+}
+
+/** The settings of one row after defaults. */
+type RowSettings = SamplingSettings & { maxNewTokens: number; eos: Set<number>; stopStrings: readonly string[] };
+
+/** A row as the decoding loop takes it. */
+interface DecodeRow {
+  prompt: readonly number[];
+  s: RowSettings;
+  rng: Rng;
+  onToken?: (tokenId: number) => void;
+  signal?: AbortSignal;
+  onDone?: (result: GenerationResult) => void;
+}
+
+function checkPrompts(prompts: readonly (readonly number[])[]): void {
+  prompts.forEach((p, i) => {
+    if (!Array.isArray(p) || p.length === 0) throw new Error(`generate: prompt ${i} is empty; it needs at least one token`);
+  });
+}
+
+/** Left-pads the token ids, masks (0 there) and positions of `rows` by `extra` slots, to match a longer cache. */
+function padRows(rows: readonly { ids: number[]; mask: number[]; positions: number[] }[], extra: number, pad: number): void {
+  for (const r of rows) {
+    r.ids.unshift(...new Array<number>(extra).fill(pad));
+    r.mask.unshift(...new Array<number>(extra).fill(0));
+    r.positions.unshift(...new Array<number>(extra).fill(1));
+  }
+}
+
 /** Options of a Generator. */
 export interface GeneratorOptions {
   /** LoRA weights applied while generating (trainer tensors or a PEFT adapter); none by default. */
@@ -119,20 +164,28 @@ export class Generator {
   private getSession(): Promise<Session> {
     if (!this.session) {
       const graph = compileGenerationGraph(this.base.config, this.base.weights, this.lora);
-      this.session = sessionForGraph(graph, { device: this.options.device, threads: this.options.threads });
+      const layers = Array.from({ length: this.base.config.numHiddenLayers }, (_, l) => l);
+      const present = [...layers.map(cacheNames.presentKey), ...layers.map(cacheNames.presentValue)];
+      this.session = sessionForGraph(graph, { device: this.options.device, threads: this.options.threads, keepOnDevice: present });
       this.session.catch(() => (this.session = null));
     }
     return this.session;
   }
 
-  /** An empty cache for `batch` rows. */
-  emptyCache(batch: number): KvCache {
-    const { numHiddenLayers: layers, numKeyValueHeads: kv, headDim } = this.base.config;
-    const empty = (): HostTensor => ({ dtype: "float32", shape: [batch, kv, 0, headDim], data: new Float32Array(0) });
-    return { batch, length: 0, keys: Array.from({ length: layers }, empty), values: Array.from({ length: layers }, empty) };
+  private get layout(): KvLayout {
+    const { numHiddenLayers: layers, numKeyValueHeads: kvHeads, headDim } = this.base.config;
+    return { layers, kvHeads, headDim };
   }
 
-  /** Runs the model over new tokens after `cache` (none: an empty one); returns the last position's logits per row. */
+  /** An empty cache for `batch` rows. */
+  emptyCache(batch: number): KvCache {
+    return KvCache.empty(batch, this.layout);
+  }
+
+  /**
+   * Runs the model over new tokens after `cache` (none: an empty one); returns the last position's logits per row and
+   * the grown cache, which replaces `cache` (a cache is extended once).
+   */
   async forward(inputs: ForwardInputs, cache: KvCache | null = null): Promise<ForwardResult> {
     const ids = inputs.inputIds;
     const batch = ids.length;
@@ -152,29 +205,35 @@ export class Generator {
     }
     const mask = inputs.attentionMask ?? ids.map(() => new Array<number>(total).fill(1));
     const positions = inputs.positionIds ?? ids.map(() => Array.from({ length: seq }, (_, i) => past.length + i));
-    const feeds: Record<string, HostTensor> = {
+    const feeds: Record<string, RunInput> = {
       input_ids: { dtype: "int64", shape: [batch, seq], data: rect(ids, seq, "inputIds") },
       attention_mask: { dtype: "int64", shape: [batch, total], data: rect(mask, total, "attentionMask (past + new tokens)") },
       [cacheNames.positionIds]: { dtype: "int64", shape: [batch, seq], data: rect(positions, seq, "positionIds") },
     };
-    past.keys.forEach((k, l) => (feeds[cacheNames.pastKey(l)] = k));
-    past.values.forEach((v, l) => (feeds[cacheNames.pastValue(l)] = v));
-    const out = await (await this.getSession()).run(feeds);
-    const logits = out.logits.data as Float32Array;
-    const layers = this.base.config.numHiddenLayers;
+    const layout = this.layout;
+    const layers = Array.from({ length: layout.layers }, (_, l) => l);
+    for (const l of layers) {
+      feeds[cacheNames.pastKey(l)] = past.input("key", l);
+      feeds[cacheNames.pastValue(l)] = past.input("value", l);
+    }
+    const session = await this.getSession();
+    // The grown cache goes straight where the next pass reads it: no copy of it through JavaScript per token.
+    const next = past.nextOutputs(total, session.provider !== "cpu");
+    const present = [...layers.map(cacheNames.presentKey), ...layers.map(cacheNames.presentValue)];
+    const out = await session.runKeeping(feeds, Object.fromEntries(present.map((name, i) => [name, next.views[i]])));
+    const logits = out.host.logits.data as Float32Array;
     return {
       logits: Array.from({ length: batch }, (_, r) => logits.subarray(r * vocab, (r + 1) * vocab)),
-      cache: {
-        batch,
-        length: total,
-        keys: Array.from({ length: layers }, (_, l) => out[cacheNames.presentKey(l)]),
-        values: Array.from({ length: layers }, (_, l) => out[cacheNames.presentValue(l)]),
-      },
+      cache: past.extended(
+        total,
+        present.map((name) => out.kept[name]),
+        next.home,
+      ),
     };
   }
 
   /** The settings of one call: its options over generation_config.json over transformers' defaults. */
-  private settings(opts: GenerateOptions): SamplingSettings & { maxNewTokens: number; eos: Set<number>; stopStrings: readonly string[] } {
+  private settings(opts: GenerateOptions): RowSettings {
     const g = this.base.generationConfig;
     const temperature = opts.temperature ?? g?.temperature ?? 1;
     const s = {
@@ -205,68 +264,184 @@ export class Generator {
     const batched = prompt.length > 0 && Array.isArray(prompt[0]);
     const prompts = (batched ? prompt : [prompt]) as readonly (readonly number[])[];
     if (prompts.length === 0) throw new Error("generate: no prompts");
-    prompts.forEach((p, i) => {
-      if (!Array.isArray(p) || p.length === 0) throw new Error(`generate: prompt ${i} is empty; it needs at least one token`);
-    });
+    checkPrompts(prompts);
     const s = this.settings(opts);
-    const rng = opts.seed !== undefined ? new Rng(opts.seed) : this.rng;
-    const useCache = opts.useCache ?? true;
-    const batch = prompts.length;
-    const width = Math.max(...prompts.map((p) => p.length));
-    const pad = this.tokenizer.padTokenId;
-
-    // Left padding, so every row's last prompt token is the last position; positions count real tokens only.
-    const ids = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
-    const mask = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
-    const positions = prompts.map((p) => [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)]);
-    const outputs: number[][] = prompts.map(() => []);
-    const seen = prompts.map((p) => new Set(p));
-    const finish: (FinishReason | null)[] = prompts.map(() => null);
-    const decoded = prompts.map(() => "");
-
-    let cache: KvCache | null = null;
-    let feed = { inputIds: ids, positionIds: positions };
-    for (let step = 0; step < s.maxNewTokens && finish.some((f) => f === null); step++) {
-      const result: ForwardResult = useCache
-        ? await this.forward({ ...feed, attentionMask: mask }, cache)
-        : await this.forward({ inputIds: ids, positionIds: positions, attentionMask: mask }, null);
-      cache = useCache ? result.cache : null;
-      const next: number[] = [];
-      for (let row = 0; row < batch; row++) {
-        if (finish[row] !== null) {
-          next.push(pad); // finished rows keep the batch rectangular; what they compute is never read
-          continue;
-        }
-        const token = selectToken(result.logits[row], seen[row], s, rng);
-        next.push(token);
-        if (s.eos.has(token)) {
-          finish[row] = "stop";
-          continue;
-        }
-        outputs[row].push(token);
-        seen[row].add(token);
-        opts.onToken?.(token, row);
-        if (s.stopStrings.length > 0) {
-          const before = decoded[row].length;
-          decoded[row] = this.tokenizer.decode(outputs[row]);
-          const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
-          if (s.stopStrings.some((x) => decoded[row].indexOf(x, from) >= 0)) finish[row] = "stop";
-        }
-      }
-      for (let row = 0; row < batch; row++) {
-        ids[row].push(next[row]);
-        mask[row].push(1);
-        positions[row].push(positions[row][positions[row].length - 1] + 1);
-      }
-      feed = { inputIds: next.map((t) => [t]), positionIds: positions.map((p) => [p[p.length - 1]]) };
-    }
-    const results = prompts.map((p, row) => ({
-      tokens: outputs[row],
-      text: this.tokenizer.decode(outputs[row], { skipSpecialTokens: true }),
-      finishReason: finish[row] ?? "length",
-      promptTokens: p.length,
-    }));
+    const rng = opts.seed !== undefined ? new Rng(opts.seed) : this.rng; // one stream for every row, in row order
+    const onToken = opts.onToken;
+    const rows = prompts.map((p, row) => ({ prompt: p, s, rng, onToken: onToken && ((t: number) => onToken(t, row)) }));
+    const results = await this.decode(rows, opts.useCache ?? true);
     return batched ? results : results[0];
+  }
+
+  /**
+   * Generates several prompts in one batch, each row with its own options (sampling, max_new_tokens, stop ids and
+   * strings, seed, onToken with row 0), as a server batches unrelated requests. A row whose `signal` is aborted
+   * stops at the next step (finish reason "stop"). Finished rows leave the batch (and its cache), and with
+   * `options.join` new rows enter it while it runs (continuous batching). Resolves with every row's result, the
+   * joined ones after the first, in the order they joined.
+   */
+  async generateRows(rows: readonly GenerateRow[], options: GenerateRowsOptions = {}): Promise<GenerationResult[]> {
+    if (rows.length === 0) throw new Error("generateRows: no rows");
+    const prepare = (list: readonly GenerateRow[]): DecodeRow[] => {
+      checkPrompts(list.map((r) => r.prompt));
+      return list.map((r) => {
+        const opts = r.options ?? {};
+        const onToken = opts.onToken;
+        return {
+          prompt: r.prompt,
+          s: this.settings(opts),
+          rng: opts.seed !== undefined ? new Rng(opts.seed) : this.rng,
+          onToken: onToken && ((t: number) => onToken(t, 0)),
+          signal: r.signal,
+          onDone: r.onDone,
+        };
+      });
+    };
+    const useCache = rows.every((r) => r.options?.useCache ?? true);
+    if (!useCache && options.join) throw new Error("generateRows: rows cannot join a batch that runs without the cache");
+    const join = options.join;
+    return this.decode(prepare(rows), useCache, join && ((running: number) => prepare(join(running))), options.onStep);
+  }
+
+  /**
+   * The decoding loop. Each row keeps its token ids, attention mask and positions, one longer than the cache (the
+   * last token is fed next). A step either runs the prompts of newly joined rows (left-padded to their longest,
+   * positions counting real tokens only) and merges their cache with the running rows' (the shorter one
+   * left-padded, masked out), or feeds every running row its last token. Finished rows are cut out of the cache.
+   */
+  private async decode(
+    first: readonly DecodeRow[],
+    useCache: boolean,
+    join?: (running: number) => DecodeRow[],
+    onStep?: (rows: number) => void,
+  ): Promise<GenerationResult[]> {
+    const pad = this.tokenizer.padTokenId;
+    interface State {
+      row: DecodeRow;
+      ids: number[];
+      mask: number[];
+      positions: number[];
+      outputs: number[];
+      seen: Set<number>;
+      decoded: string;
+      finish: FinishReason | null;
+    }
+    const all: State[] = [];
+    let live: State[] = [];
+    let cache: KvCache | null = null;
+    const joining: DecodeRow[] = [...first];
+
+    const finishRow = (st: State) => {
+      const result = {
+        tokens: st.outputs,
+        text: this.tokenizer.decode(st.outputs, { skipSpecialTokens: true }),
+        finishReason: st.finish ?? "length",
+        promptTokens: st.row.prompt.length,
+      };
+      st.row.onDone?.(result);
+      return result;
+    };
+    const results = new Map<State, GenerationResult>();
+    /** Takes a sampled token for a row: ends it on eos, a stop string or max_new_tokens. */
+    const accept = (st: State, token: number) => {
+      const { s } = st.row;
+      st.ids.push(token);
+      st.mask.push(1);
+      st.positions.push(st.positions[st.positions.length - 1] + 1);
+      if (s.eos.has(token)) {
+        st.finish = "stop";
+        return;
+      }
+      st.outputs.push(token);
+      st.seen.add(token);
+      st.row.onToken?.(token);
+      if (s.stopStrings.length > 0) {
+        const before = st.decoded.length;
+        st.decoded = this.tokenizer.decode(st.outputs);
+        const from = Math.max(0, before - Math.max(...s.stopStrings.map((x) => x.length)));
+        if (s.stopStrings.some((x) => st.decoded.indexOf(x, from) >= 0)) st.finish = "stop";
+      }
+      if (st.finish === null && st.outputs.length >= s.maxNewTokens) st.finish = "length";
+    };
+    const sample = (st: State, logits: Float32Array) => {
+      if (st.row.signal?.aborted) st.finish = "stop";
+      else accept(st, selectToken(logits, st.seen, st.row.s, st.row.rng));
+    };
+
+    try {
+      for (;;) {
+        if (join) joining.push(...join(live.length));
+        const fresh = joining.splice(0).map((row): State => {
+          const st = { row, ids: [], mask: [], positions: [], outputs: [], seen: new Set(row.prompt), decoded: "", finish: null } as State;
+          all.push(st);
+          if (row.s.maxNewTokens === 0) st.finish = "length";
+          return st;
+        });
+        for (const st of fresh.filter((x) => x.finish !== null)) results.set(st, finishRow(st));
+        const entering = fresh.filter((x) => x.finish === null);
+        let stepped: State[];
+        if (entering.length > 0) {
+          // The new rows' prompts, left-padded to their longest; their cache then merges with the running rows'.
+          const width = Math.max(...entering.map((st) => st.row.prompt.length));
+          for (const st of entering) {
+            const p = st.row.prompt;
+            st.ids = [...new Array<number>(width - p.length).fill(pad), ...p];
+            st.mask = [...new Array<number>(width - p.length).fill(0), ...new Array<number>(p.length).fill(1)];
+            st.positions = [...new Array<number>(width - p.length).fill(1), ...p.map((_, i) => i)];
+          }
+          onStep?.(entering.length);
+          const result = await this.forward({
+            inputIds: entering.map((st) => st.ids),
+            attentionMask: entering.map((st) => st.mask),
+            positionIds: entering.map((st) => st.positions),
+          });
+          entering.forEach((st, i) => sample(st, result.logits[i]));
+          if (!useCache) result.cache.dispose();
+          else if (live.length === 0) cache = result.cache;
+          else {
+            // The shorter side is left-padded (masked out) to the longer one's length; the caches then join row-wise.
+            const length = Math.max(cache!.length, result.cache.length);
+            padRows(live, length - cache!.length, pad);
+            padRows(entering, length - result.cache.length, pad);
+            cache = await KvCache.joinRows(cache!, result.cache);
+          }
+          live = [...live, ...entering];
+          stepped = live;
+        } else if (live.length > 0) {
+          onStep?.(live.length);
+          const attentionMask = live.map((st) => st.mask);
+          const result: ForwardResult = useCache
+            ? await this.forward(
+                {
+                  inputIds: live.map((st) => [st.ids[st.ids.length - 1]]),
+                  positionIds: live.map((st) => [st.positions[st.positions.length - 1]]),
+                  attentionMask,
+                },
+                cache,
+              )
+            : await this.forward({ inputIds: live.map((st) => st.ids), positionIds: live.map((st) => st.positions), attentionMask }, null);
+          live.forEach((st, i) => sample(st, result.logits[i]));
+          if (useCache) cache = result.cache;
+          else result.cache.dispose();
+          stepped = live;
+        } else {
+          break;
+        }
+        const keep = stepped.flatMap((st, i) => (st.finish === null ? [i] : []));
+        for (const st of stepped) if (st.finish !== null) results.set(st, finishRow(st));
+        if (useCache && keep.length < stepped.length) {
+          if (keep.length > 0) cache = await cache!.selectRows(keep);
+          else {
+            cache!.dispose();
+            cache = null;
+          }
+        }
+        live = keep.map((i) => stepped[i]);
+      }
+    } finally {
+      (cache as KvCache | null)?.dispose(); // frees GPU memory now rather than at garbage collection
+    }
+    return all.map((st) => results.get(st)!);
   }
 
   /** Frees the session (a later call makes a new one). */

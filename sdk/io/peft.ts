@@ -3,7 +3,9 @@
  * other way round: `adapter_config.json` (read and written as a JSON object; its typed form and meaning live in
  * models/lora) and `adapter_model.safetensors` with PEFT's tensor names. PEFT strips the adapter name when
  * saving, so a LoRA pair is `base_model.model.<module>.lora_A.weight` [r, in] and `...lora_B.weight` [out, r],
- * and a `modules_to_save` parameter (e.g. the classification head) is `base_model.model.score.weight`.
+ * a DoRA module adds its magnitude `base_model.model.<module>.lora_magnitude_vector` [out] (PEFT drops the
+ * ".weight" of its DoraLinearLayer when saving), and a `modules_to_save` parameter (e.g. the classification head)
+ * is `base_model.model.score.weight`.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -25,8 +27,8 @@ export interface SavedParam {
 
 /** The tensors of adapter_model.safetensors with PEFT's names taken apart. */
 export interface PeftTensors {
-  /** LoRA pairs by module path (e.g. "model.layers.0.self_attn.q_proj"): A [r, in], B [out, r]. */
-  lora: Record<string, { A: SavedParam; B: SavedParam }>;
+  /** LoRA pairs by module path (e.g. "model.layers.0.self_attn.q_proj"): A [r, in], B [out, r], and DoRA's magnitude [out]. */
+  lora: Record<string, { A: SavedParam; B: SavedParam; magnitude?: SavedParam }>;
   /** Every other tensor (modules_to_save parameters) by parameter path, e.g. "score.weight". */
   params: Record<string, SavedParam>;
 }
@@ -55,7 +57,7 @@ export function readAdapterTensors(dir: string): PeftTensors {
   }
   const file = SafetensorsFile.open(weightsPath);
   try {
-    const halves = new Map<string, { A?: SavedParam; B?: SavedParam }>();
+    const halves = new Map<string, { A?: SavedParam; B?: SavedParam; magnitude?: SavedParam }>();
     const params: Record<string, SavedParam> = {};
     for (const name of file.names()) {
       const where = `${weightsPath}: tensor "${name}"`;
@@ -73,19 +75,31 @@ export function readAdapterTensors(dir: string): PeftTensors {
         halves.set(m[1], entry);
         continue;
       }
+      const dora = /^(.+)\.lora_magnitude_vector$/.exec(rest);
+      if (dora) {
+        if (t.shape.length !== 1) throw new Error(`${where}: a DoRA magnitude must be 1-D [out_features], got shape [${t.shape.join(", ")}]`);
+        const entry = halves.get(dora[1]) ?? {};
+        entry.magnitude = { shape: t.shape, data: toFloat32(t) };
+        halves.set(dora[1], entry);
+        continue;
+      }
       if (/\.lora_(embedding_[AB]|magnitude_vector)\b/.test(rest)) {
-        throw new Error(`${where}: embedding LoRA and DoRA tensors are not supported`);
+        throw new Error(`${where}: embedding LoRA and DoRA embedding/convolution tensors are not supported`);
       }
       params[rest] = { shape: t.shape, data: toFloat32(t) };
     }
     const lora: PeftTensors["lora"] = {};
-    for (const [modulePath, { A, B }] of halves) {
+    for (const [modulePath, { A, B, magnitude }] of halves) {
       const where = `${weightsPath}: LoRA module "${modulePath}"`;
+      if (!A && !B) throw new Error(`${where}: has a lora_magnitude_vector but no lora_A and lora_B`);
       if (!A || !B) throw new Error(`${where}: has lora_${A ? "A" : "B"} but no lora_${A ? "B" : "A"}`);
       if (B.shape[1] !== A.shape[0]) {
         throw new Error(`${where}: lora_A is [${A.shape.join(", ")}] and lora_B is [${B.shape.join(", ")}]; B's columns must equal A's rows`);
       }
-      lora[modulePath] = { A, B };
+      if (magnitude && magnitude.shape[0] !== B.shape[0]) {
+        throw new Error(`${where}: lora_magnitude_vector has ${magnitude.shape[0]} values but lora_B has ${B.shape[0]} rows (out_features)`);
+      }
+      lora[modulePath] = magnitude ? { A, B, magnitude } : { A, B };
     }
     return { lora, params };
   } finally {
@@ -107,9 +121,10 @@ export function writeAdapterFiles(dir: string, configJson: Record<string, unknow
   const paths = adapterPaths(dir);
   const dtype = options.dtype ?? "F32";
   const named: Record<string, TensorInput> = {};
-  for (const [modulePath, { A, B }] of Object.entries(tensors.lora)) {
+  for (const [modulePath, { A, B, magnitude }] of Object.entries(tensors.lora)) {
     named[`${PEFT_PREFIX}${modulePath}.lora_A.weight`] = { dtype, shape: A.shape, data: A.data };
     named[`${PEFT_PREFIX}${modulePath}.lora_B.weight`] = { dtype, shape: B.shape, data: B.data };
+    if (magnitude) named[`${PEFT_PREFIX}${modulePath}.lora_magnitude_vector`] = { dtype, shape: magnitude.shape, data: magnitude.data };
   }
   for (const [paramPath, p] of Object.entries(tensors.params)) named[`${PEFT_PREFIX}${paramPath}`] = { dtype, shape: p.shape, data: p.data };
   if (Object.keys(named).length === 0) throw new Error(`${paths.weights}: the adapter has no tensors to save`);

@@ -10,8 +10,7 @@
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { LinearModule, linearModulePath, ModelConfig } from "../io/config";
-import { DropoutContext, loraDelta } from "./lora/delta";
-import { LoraModule, loraNames } from "./lora/modules";
+import { adaptedLinear, type LoraInGraph } from "./lora/delta";
 import { applyRotary, rotaryTables } from "./rope";
 import { ComputeDtype, WeightSource } from "./weights";
 
@@ -21,12 +20,7 @@ export interface DecoderInputs {
   attentionMask: Value;
 }
 
-/** What LoRA adds to the decoder: the modules, their trainable tensors by name, and dropout. */
-export interface LoraInGraph {
-  modules: ReadonlyMap<string, LoraModule>;
-  trainable: ReadonlyMap<string, Value>;
-  dropout: DropoutContext | null;
-}
+export type { LoraInGraph };
 
 /** Graph inputs of a cached (generation) pass, besides input_ids [batch, seq] and attention_mask [batch, past+seq]. */
 export interface CacheInputs {
@@ -152,13 +146,12 @@ function decoderLayers(
   let salt = 0;
   const linear = (h: Value, layer: number, module: LinearModule, hasBias: boolean) => {
     const path = linearModulePath(layer, module);
-    let y = b.linear(h, weights.constant(b, `${path}.weight`), hasBias ? weights.constant(b, `${path}.bias`) : null);
+    const bias = hasBias ? weights.constant(b, `${path}.bias`) : null;
+    const weight = weights.constant(b, `${path}.weight`);
+    const y = b.linear(h, weight, bias);
     const m = lora?.modules.get(path);
-    if (m && lora) {
-      const n = loraNames(path);
-      y = b.add(y, loraDelta(b, h, lora.trainable.get(n.A)!, lora.trainable.get(n.B)!, m, lora.dropout, ++salt));
-    }
-    return y;
+    // LoRA adds its term to y; DoRA also takes the dense weight (for its norm) and the bias (PEFT's base output is y - bias).
+    return m && lora ? adaptedLinear(b, { x: h, y, bias, weight: () => weight }, m, lora, ++salt) : y;
   };
 
   const presentKeys: Value[] = [];

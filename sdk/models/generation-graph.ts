@@ -24,6 +24,7 @@ export function compileGenerationGraph(config: ModelConfig, weights: WeightSourc
       const n = loraNames(m.path);
       trainable.set(n.A, b.constant(lora.tensors.get(n.A)!, [m.rank, m.inFeatures], "float32", n.A));
       trainable.set(n.B, b.constant(lora.tensors.get(n.B)!, [m.outFeatures, m.rank], "float32", n.B));
+      if (m.dora) trainable.set(n.magnitude, b.constant(lora.tensors.get(n.magnitude)!, [m.outFeatures], "float32", n.magnitude));
     }
     loraIn = { modules: new Map(lora.modules.map((m) => [m.path, m])), trainable, dropout: null };
   }

@@ -32,6 +32,12 @@ export class DataPlan {
     return this.then_({ op: "split", options });
   }
 
+  /** After split(): loads the validation part from its own file(s), e.g. `.val("data", { dataset: "my_val" })` (LF's eval_dataset). */
+  val(file: string | readonly string[], options: LoadOptions = {}): DataPlan {
+    if (!this.steps.some((s) => s.op === "split")) throw new Error("val: split first (.split({ test: 0.1 }) or .split({}))");
+    return this.then_({ op: "val", path: file, options });
+  }
+
   /** Adds augmented copies of train rows (synonyms, swap, delete, insert, templates, back-translation). */
   augment(options: AugmentOptions): DataPlan {
     return this.then_({ op: "augment", options });
@@ -95,6 +101,8 @@ export class DataPlan {
           return `${s.rows.length} rows from memory`;
         case "split":
           return `split ${JSON.stringify(s.options)}`;
+        case "val":
+          return `val ${typeof s.path === "string" ? s.path : s.path.join(", ")}`;
         case "augment":
           return `augment ${Object.keys(s.options)
             .filter((k) => k !== "onProgress")

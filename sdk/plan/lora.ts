@@ -23,7 +23,7 @@ export interface PlannedData {
   describe(): string[];
 }
 
-/** LoRA options (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora); defaults are the recipe's. */
+/** LoRA options (PEFT's LoraConfig: r, lora_alpha, lora_dropout, target_modules, use_rslora, use_dora); defaults are the recipe's. */
 export interface LoraOptions {
   /** Rank r (recipe lora_rank). */
   rank?: number;
@@ -35,6 +35,8 @@ export interface LoraOptions {
   target?: "all" | readonly string[];
   /** rsLoRA scaling alpha / sqrt(r). */
   rslora?: boolean;
+  /** DoRA (recipe use_dora): also train a magnitude per output row, as PEFT's use_dora. */
+  dora?: boolean;
 }
 
 /**

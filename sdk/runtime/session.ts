@@ -26,6 +26,38 @@ export function toOrt(t: HostTensor): ort.Tensor {
   return new ort.Tensor(ORT_TYPE[t.dtype], t.data as never, t.shape as number[]);
 }
 
+/**
+ * A value the runtime produced and keeps where it put it: host memory the caller gave it (a preallocated output) or
+ * the GPU provider's memory. It goes back in as an input without a copy through JavaScript.
+ */
+export class RuntimeTensor {
+  /** @internal */
+  constructor(readonly inner: ort.Tensor) {}
+
+  get shape(): readonly number[] {
+    return this.inner.dims;
+  }
+
+  /** Where the data lives: "cpu" (host) or "gpu-buffer" (GPU provider memory). */
+  get location(): string {
+    return this.inner.location;
+  }
+
+  /** The data as a host tensor (a download from GPU memory; host data as it is, not copied). */
+  async toHost(): Promise<HostTensor> {
+    const data = this.inner.location === "cpu" ? this.inner.data : await this.inner.getData();
+    return fromOrt(new ort.Tensor(this.inner.type, data as never, this.inner.dims as number[]));
+  }
+
+  /** Frees GPU memory now (host data is left to the garbage collector). */
+  dispose(): void {
+    if (this.inner.location !== "cpu") this.inner.dispose();
+  }
+}
+
+/** An input of `Session.runKeeping`: a host tensor, or a value the runtime kept from an earlier run. */
+export type RunInput = HostTensor | RuntimeTensor;
+
 /** Reads an onnxruntime output back into a host tensor. */
 export function fromOrt(t: ort.Tensor): HostTensor {
   const dtype = (Object.keys(ORT_TYPE) as DType[]).find((k) => ORT_TYPE[k] === t.type);
@@ -48,6 +80,8 @@ export interface SessionOptions {
    * run instead of staying reserved at their peak: what a big model's sessions want.
    */
   memoryArena?: boolean;
+  /** Outputs a GPU provider keeps in its own memory (read with `runKeeping`); host memory on the CPU provider. */
+  keepOnDevice?: readonly string[];
 }
 
 /** A compiled graph ready to run on one provider. */
@@ -69,6 +103,9 @@ export class Session {
     if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
     if (options.disablePrepacking) sessionOptions.extra = { session: { disable_prepacking: "1" } };
     if (options.memoryArena === false) sessionOptions.enableCpuMemArena = false;
+    if (options.keepOnDevice?.length && provider !== "cpu") {
+      sessionOptions.preferredOutputLocation = Object.fromEntries(options.keepOnDevice.map((name) => [name, "gpu-buffer" as const]));
+    }
     try {
       const inner =
         typeof model === "string" ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
@@ -94,6 +131,30 @@ export class Session {
     const out: Record<string, HostTensor> = {};
     for (const [name, t] of Object.entries(results)) out[name] = fromOrt(t as ort.Tensor);
     return out;
+  }
+
+  /**
+   * Runs the graph and keeps the outputs named in `keep` where the runtime writes them: into the given preallocated
+   * host tensor (CPU provider), or, for null, in the provider's memory (GPU providers, `keepOnDevice`). Other outputs
+   * come back as host tensors.
+   */
+  async runKeeping(
+    feeds: Record<string, RunInput>,
+    keep: Record<string, HostTensor | null>,
+  ): Promise<{ host: Record<string, HostTensor>; kept: Record<string, RuntimeTensor> }> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = t instanceof RuntimeTensor ? t.inner : toOrt(t);
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const name of this.outputNames) fetches[name] = null;
+    for (const [name, t] of Object.entries(keep)) fetches[name] = t ? toOrt(t) : null;
+    const results = (await this.inner.run(ortFeeds, fetches)) as Record<string, ort.Tensor>;
+    const host: Record<string, HostTensor> = {};
+    const kept: Record<string, RuntimeTensor> = {};
+    for (const [name, t] of Object.entries(results)) {
+      if (name in keep) kept[name] = new RuntimeTensor(keep[name] ? fetches[name]! : t);
+      else host[name] = fromOrt(t);
+    }
+    return { host, kept };
   }
 
   /** Frees the runtime's memory for this session. */

@@ -43,6 +43,8 @@ function sdkCell(spec: OptionSpec): string {
       return code(`split({ ${spec.sdk} })`);
     case "load":
       return code(spec.sdk === "path" ? "ds.load(path)" : `ds.load(path, { ${spec.sdk} })`);
+    case "val":
+      return code(`val(path, { ${spec.sdk} })`);
     case "augment":
       return code(`augment(${spec.sdk})`);
     case "model":

@@ -11,7 +11,7 @@ import type { RecipeAugment } from "./recipe-augment";
 import type { SchedulerType } from "./schedule";
 
 /** Who sets an option in the fluent SDK: fit() options, .lora() options, a data-plan step, or fit()'s model. */
-export type OptionSetter = "fit" | "lora" | "load" | "split" | "augment" | "model";
+export type OptionSetter = "fit" | "lora" | "load" | "split" | "val" | "augment" | "model";
 
 /** The docs section an option is listed under. */
 export type OptionSection = "model" | "lora" | "data" | "optim" | "length";
@@ -73,7 +73,7 @@ export const RECIPE_SCHEMA = {
     set: "fit",
     sdk: "adapterNameOrPath",
     type: "path",
-    doc: "start from this PEFT adapter folder (its rank and targets must match the LoRA options; a classification head is taken too)",
+    doc: "continue training this PEFT adapter folder: as in LF its `adapter_config.json` decides rank, alpha, dropout, targets and rsLoRA (a `lora_*` key that disagrees is an error naming both values); a classification head is taken too",
   },
   stage: {
     section: "model",
@@ -137,8 +137,8 @@ export const RECIPE_SCHEMA = {
     set: "load",
     sdk: "path",
     type: "paths",
-    required: true,
-    doc: "a data file (JSON, JSONL, CSV/TSV, Parquet, TXT), a list of them (concatenated), or a `dataset_info.json` / its folder together with `dataset`",
+    derived: "`dataset_dir`/dataset_info.json when `dataset` is given",
+    doc: "a data file (JSON, JSONL, CSV/TSV, Parquet, TXT), a list of them (concatenated), or a `dataset_info.json` / its folder together with `dataset`; give this or `dataset`",
   },
   dataset: {
     section: "data",
@@ -146,7 +146,33 @@ export const RECIPE_SCHEMA = {
     set: "load",
     sdk: "dataset",
     type: "name",
-    doc: "the entry of `dataset_info.json` to load (its `formatting`, `columns` and `tags` apply)",
+    doc: "entries of `dataset_info.json` to load, comma-separated (concatenated, in order), each with its `file_name` (a file or a folder of files), `formatting`, `columns`, `tags`, as LLaMA-Factory reads them; hub and script entries are refused (tunelab works offline)",
+  },
+  dataset_dir: {
+    section: "data",
+    from: "LF",
+    set: "load",
+    sdk: "path",
+    type: "path",
+    defaultDoc: "`data` (LF's)",
+    doc: "the folder holding `dataset_info.json` for `dataset` (relative paths are from the working directory, as in LF)",
+  },
+  eval_dataset: {
+    section: "data",
+    from: "LF",
+    set: "val",
+    sdk: "dataset",
+    type: "name",
+    doc: "entries of the same `dataset_info.json` used as the validation split instead of cutting `val_size` off the training data (LF refuses both together, and so does tunelab)",
+  },
+  max_samples: {
+    section: "data",
+    from: "LF",
+    set: "load",
+    sdk: "maxSamples",
+    type: "integer",
+    min: 1,
+    doc: "keep only the first N records of each dataset (each file of a list), as LF does",
   },
   formatting: {
     section: "data",
@@ -249,6 +275,15 @@ export const RECIPE_SCHEMA = {
     doc: "`all` (or PEFT's `all-linear`: every linear layer, `q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj`) or a comma-separated list of those names; another name is an error",
   },
   use_rslora: { section: "lora", from: "LF", set: "lora", sdk: "rslora", type: "boolean", default: false, doc: "rank-stabilised scaling alpha / √r" },
+  use_dora: {
+    section: "lora",
+    from: "LF",
+    set: "lora",
+    sdk: "dora",
+    type: "boolean",
+    default: false,
+    doc: "DoRA (weight-decomposed LoRA, as PEFT): each adapted linear also trains a magnitude per output row, saved as PEFT's `lora_magnitude_vector`",
+  },
 
   optim: {
     section: "optim",
@@ -338,7 +373,7 @@ export const RECIPE_SCHEMA = {
     min: 0,
     max: 1,
     default: 0,
-    doc: "warmup as a share of all steps, used when `warmup_steps` is 0",
+    doc: "warmup as a share of all steps, used when `warmup_steps` is 0 or left out while this is written",
   },
   max_grad_norm: {
     section: "optim",
@@ -359,7 +394,7 @@ export const RECIPE_SCHEMA = {
     type: "integer",
     min: 0,
     default: 5000,
-    doc: "optimizer steps (the seed tutorial's value); 0 lets `num_train_epochs` decide",
+    doc: "optimizer steps (the seed tutorial's value); 0 (or HF's -1) lets `num_train_epochs` decide, and so does leaving it out while writing `num_train_epochs`",
   },
   num_train_epochs: {
     section: "length",
@@ -370,7 +405,7 @@ export const RECIPE_SCHEMA = {
     type: "number",
     min: 0,
     default: 3,
-    doc: "used only when `max_steps` is 0",
+    doc: "used when `max_steps` is 0 or left out while this is written (as in LF recipes)",
   },
   per_device_train_batch_size: {
     section: "length",
@@ -537,6 +572,15 @@ export const RECIPE_SCHEMA = {
     type: "boolean",
     default: false,
     doc: "compute in float16 (meant for GPU providers) with float32 master copies of the trainable tensors and dynamic loss scaling as PyTorch's `GradScaler`: start at 65536, halve and retry the step when gradients overflow, double after 2000 good steps",
+  },
+  bf16: {
+    section: "length",
+    from: "HF",
+    set: "fit",
+    sdk: "bf16",
+    type: "boolean",
+    default: false,
+    doc: "accepted from bfloat16 recipes; onnxruntime has no bfloat16 matrix kernels on cpu or webgpu, so tunelab says so once and trains in float32 (use `fp16` for 16-bit compute on webgpu and cuda)",
   },
   gradient_checkpointing: {
     section: "length",

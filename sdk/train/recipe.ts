@@ -6,18 +6,32 @@
 import * as fs from "node:fs";
 import YAML from "yaml";
 import { canonicalValue, shown, valueProblem } from "./recipe-check";
-import { IGNORED_KEYS, optionSpec, RECIPE_DEFAULTS, RECIPE_SCHEMA, type OptionSetter, type OptionSpec, type Recipe, type RecipeInput } from "./recipe-schema";
+import { continueAdapter, readLfConventions, type NoticeSink } from "./recipe-lf";
+import { RECIPE_DEFAULTS, RECIPE_SCHEMA, type OptionSetter, type OptionSpec, type Recipe, type RecipeInput } from "./recipe-schema";
 
 export type { RecipeAugment } from "./recipe-augment";
 export { RECIPE_DEFAULTS, type Recipe, type RecipeInput } from "./recipe-schema";
+export type { NoticeSink } from "./recipe-lf";
 
-/** Fills defaults and checks every key; errors name the key, the value and what is allowed. */
-export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
-  for (const key of Object.keys(input)) {
-    if (!optionSpec(key) && !IGNORED_KEYS.includes(key)) throw new Error(`${source}: unknown option "${key}"`);
+/** Options of resolveRecipe and readRecipe. */
+export interface ResolveOptions {
+  /** Receives one line per LLaMA-Factory key that is accepted but has no effect here (default: dropped). */
+  notice?: NoticeSink;
+}
+
+/**
+ * Fills defaults and checks every key; errors name the key, the value and what is allowed. LLaMA-Factory's keys and
+ * conventions are read as LF reads them first (recipe-lf.ts): a key with no effect here says so through `notice`, one
+ * tunelab cannot honour is an error saying what to do instead.
+ */
+export function resolveRecipe(input: RecipeInput, source = "recipe", options: ResolveOptions = {}): Recipe {
+  const given = readLfConventions(input as Record<string, unknown>, source, options.notice ?? (() => {}));
+  if (given.dataset_path === undefined) {
+    throw new Error(`${source}: no data: give dataset_path (a data file) or dataset (entries of dataset_dir/dataset_info.json, as in LLaMA-Factory)`);
   }
+  continueAdapter(given, source);
   // lora_alpha defaults to twice the rank, as LLaMA-Factory does.
-  const r: Record<string, unknown> = { ...RECIPE_DEFAULTS, lora_alpha: 2 * (input.lora_rank ?? RECIPE_DEFAULTS.lora_rank), ...input };
+  const r: Record<string, unknown> = { ...RECIPE_DEFAULTS, lora_alpha: 2 * ((given.lora_rank as number | undefined) ?? RECIPE_DEFAULTS.lora_rank), ...given };
   const fail = (key: string, allowed: string): never => {
     throw new Error(`${source}: ${key} must be ${allowed}, got ${shown(r[key])}`);
   };
@@ -29,6 +43,7 @@ export function resolveRecipe(input: RecipeInput, source = "recipe"): Recipe {
   }
   const recipe = r as Recipe;
   if (recipe.max_steps === 0 && !(recipe.num_train_epochs > 0)) fail("num_train_epochs", "positive when max_steps is 0");
+  if (recipe.fp16 && recipe.bf16) fail("bf16", "false when fp16 is true (at most one of fp16 and bf16, as in Hugging Face)");
   return recipe;
 }
 
@@ -53,8 +68,8 @@ export function recipeInputOf(setter: OptionSetter, options: object, source: str
   return out as Partial<Recipe>;
 }
 
-/** Reads a YAML (or JSON) recipe file. */
-export function readRecipe(file: string): Recipe {
+/** The mapping a YAML (or JSON) recipe file holds, unchecked (readRecipe resolves it). */
+export function readRecipeInput(file: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = YAML.parse(fs.readFileSync(file, "utf8"));
@@ -62,7 +77,12 @@ export function readRecipe(file: string): Recipe {
     throw new Error(`${file}: not a readable YAML recipe: ${(err as Error).message}`, { cause: err });
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: a recipe must be a mapping of option: value`);
-  return resolveRecipe(parsed as RecipeInput, file);
+  return parsed as Record<string, unknown>;
+}
+
+/** Reads a YAML (or JSON) recipe file: a tunelab recipe or a LLaMA-Factory one. */
+export function readRecipe(file: string, options: ResolveOptions = {}): Recipe {
+  return resolveRecipe(readRecipeInput(file) as RecipeInput, file, options);
 }
 
 /** The recipe as YAML, defaults included, so a run says exactly how it was made. */

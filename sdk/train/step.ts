@@ -47,6 +47,22 @@ function forwardWithGrads(b: Builder, forward: ForwardBuilder, params: Map<strin
   return { out, grads, scale };
 }
 
+/** Most outputs of one Split: WebGPU guarantees 8 storage buffers per shader (lavapipe has 16), one for the input. */
+const SPLIT_WIDTH = 7;
+
+/** Splits a flat vector into pieces of `sizes` as a tree of Splits no wider than SPLIT_WIDTH: the same values. */
+function splitNarrow(b: Builder, flat: Value, sizes: readonly number[]): Value[] {
+  if (sizes.length <= SPLIT_WIDTH) return b.split(flat, 0, sizes);
+  const per = Math.ceil(sizes.length / SPLIT_WIDTH);
+  const groups = Array.from({ length: Math.ceil(sizes.length / per) }, (_, i) => sizes.slice(i * per, (i + 1) * per));
+  const parts = b.split(
+    flat,
+    0,
+    groups.map((g) => g.reduce((a, n) => a + n, 0)),
+  );
+  return groups.flatMap((g, i) => (g.length === 1 ? [parts[i]] : splitNarrow(b, parts[i], g)));
+}
+
 /** Emits clipping and the optimizer update for summed gradients `grads` divided by `denom`. */
 function emitApply(b: Builder, trainable: readonly TrainableSpec[], params: Map<string, Value>, grads: Value[], denom: Value, opts: UpdateOptions): void {
   const lr = b.graph.input(names.lr, "float32", []);
@@ -63,7 +79,7 @@ function emitApply(b: Builder, trainable: readonly TrainableSpec[], params: Map<
           0,
         );
   const unflat = (value: Value, output: (name: string) => string) => {
-    const parts = trainable.length === 1 ? [value] : b.split(value, 0, sizes);
+    const parts = trainable.length === 1 ? [value] : splitNarrow(b, value, sizes);
     trainable.forEach((t, i) => b.graph.output(b.reshape(parts[i], [...t.shape]), output(t.name)));
   };
   let g = b.div(flat(grads.map((gr) => b.cast(gr, "float32"))), denom);

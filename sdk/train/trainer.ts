@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dataset, SplitDatasets } from "../data/dataset";
+import { dataFilesOf } from "../data/load";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { Evaluation, evaluateExamples } from "../eval/evaluate";
@@ -36,6 +37,11 @@ import { optimizerOf, scoreTrainable, weightTrainables } from "./tuning";
 const FP16_ON_CPU =
   "fp16 on the cpu device: onnxruntime's CPU provider has no float16 matrix kernels, so it widens each product to float32 as it runs; " +
   "the frozen weights stay 16-bit, but steps are not faster and the peak memory is higher than in float32; fp16 is meant for webgpu and cuda";
+
+/** Said once for a bf16 recipe: no provider tunelab runs on has bfloat16 matrix kernels, so it trains in float32. */
+const BF16_FALLBACK =
+  "bf16: onnxruntime has no bfloat16 matrix kernels on cpu or webgpu, so this run trains in float32 (weights and activations twice the size of " +
+  "bfloat16, results as close to a bf16 run as float32 is); for 16-bit compute on webgpu or cuda use fp16: true";
 
 /** Options of `train` beyond the recipe. */
 export interface TrainOptions {
@@ -127,6 +133,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   try {
     if (resumedFrom) await events.note(`resumed from ${resumedFrom} at step ${state.globalStep}`);
     if (recipe.fp16 && recipe.device === "cpu") await events.note(FP16_ON_CPU);
+    if (recipe.bf16) await events.note(BF16_FALLBACK);
     await events.emit("onStart", {
       maxSteps: plan.maxSteps,
       numEpochs: plan.numEpochs,
@@ -196,7 +203,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       recipe,
       versions: versions(),
       seed: recipe.seed,
-      data: hashDataFiles(recipe.dataset_path),
+      data: hashDataFiles(dataFilesOf(recipe.dataset_path, recipe.eval_dataset ? `${recipe.dataset},${recipe.eval_dataset}` : recipe.dataset)),
       device: recipe.device,
       startedAt: new Date(started).toISOString(),
       durations: { total_s: seconds, training_s: (Date.now() - loopStart) / 1000 },
@@ -245,11 +252,14 @@ interface Tuning {
 function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuning {
   const cls = recipe.stage === "cls";
   const numLabels = cls ? data.labels!.length : 0;
-  const loraConfig = loraConfigOf(recipe, cls ? numLabels : null);
   const lora = recipe.finetuning_type === "lora";
-  const modules = lora ? loraModules(model.config, loraConfig) : [];
   const from = recipe.adapter_name_or_path ? loadAdapter(recipe.adapter_name_or_path) : undefined;
-  const trainable = lora ? loraTrainables(modules, recipe.seed, from) : weightTrainables(model, recipe);
+  // Continuing an adapter, its own config decides the LoRA layers (rank/alpha patterns and regex targets included),
+  // as in LLaMA-Factory; resolveRecipe has already put its r, alpha, dropout and targets in the recipe.
+  const loraConfig =
+    from && lora ? { ...from.config, baseModelNameOrPath: recipe.model_name_or_path, inferenceMode: true } : loraConfigOf(recipe, cls ? numLabels : null);
+  const modules = lora ? loraModules(model.config, loraConfig) : [];
+  const trainable = lora ? loraTrainables(modules, recipe.seed, from, model.weights) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
   const weights = model.weights.as(recipe.fp16 ? "float16" : "float32");
   const ctx = { config: model.config, weights, lora: modules, loraDropout: recipe.lora_dropout, gradientCheckpointing: recipe.gradient_checkpointing };

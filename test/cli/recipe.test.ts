@@ -63,7 +63,8 @@ test("bad recipes fail naming the file, the key and the value", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ learning_rate: -1 }, /learning_rate must be a positive number, got -1/],
     [{ optim: "adagrad" }, /optim must be one of .*got "adagrad"/],
-    [{ stage: "dpo" }, /stage must be pt, sft or cls, got "dpo"/],
+    [{ stage: "dpo" }, /stage dpo \(preference training\) is not supported yet/],
+    [{ stage: "xyz" }, /stage must be pt, sft or cls, got "xyz"/],
     [{ lora_rank: 2.5 }, /lora_rank must be a positive whole number, got 2.5/],
     [{ lora_dropout: 1 }, /lora_dropout must be a number in \[0, 1\), got 1/],
     [{ lr_scheduler_type: "polynomial" }, /lr_scheduler_type must be .*got "polynomial"/],
@@ -159,7 +160,8 @@ test("values are checked by type and range; each error names the key, the value 
     [{ enable_thinking: "yes" }, /enable_thinking must be true or false, got "yes"/],
     [{ adam_beta2: 1 }, /adam_beta2 must be a number in \[0, 1\), got 1/],
     [{ dataset_path: [] }, /dataset_path must be a data file path or a list of them, got \[\]/],
-    [{ template: "vicuna" }, /template must be unset \(the tokenizer's own\) or one of qwen, chatml, llama3, deepseekr1, got "vicuna"/],
+    // (A LLaMA-Factory template name such as "vicuna" means the tokenizer's own template, with a notice: test/lf.)
+    [{ template: "vicunya" }, /template must be unset \(the tokenizer's own\) or one of qwen, chatml, llama3, deepseekr1, got "vicunya"/],
     [{ augment: { synonyms: 2 } }, /augment must be a mapping whose synonyms is a rate in \[0, 1\]/],
     [{ augment: { synonym: 0.1 } }, /augment must be a mapping of .*\(unknown: synonym\)/],
     // Once trained q_proj alone, silently.

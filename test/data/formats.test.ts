@@ -222,7 +222,7 @@ test("LLaMA-Factory dataset_info.json: alpaca with columns, sharegpt with tags, 
   const cls = await loadDataset(info, { dataset: "cls" });
   assert.equal((cls.rows[0] as ClassificationRow).label, "greet");
   await assert.rejects(loadDataset(info, { dataset: "nope" }), /no dataset named "nope"; it has "qa", "chat", "pt", "cls", "hub"/);
-  await assert.rejects(loadDataset(info, { dataset: "hub" }), /"hf_hub_url" datasets are fetched from the network/);
+  await assert.rejects(loadDataset(info, { dataset: "hub" }), /"hf_hub_url" \("someone\/data"\) is fetched from the network, and tunelab works offline/);
   await assert.rejects(loadDataset(info), /holds 5 datasets/);
 });
 

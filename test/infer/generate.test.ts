@@ -1,6 +1,6 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { createTinyModel, TinyModelOptions } from "../../sdk/io/tiny";
@@ -8,7 +8,7 @@ import { BaseModel, openModel } from "../../sdk/models/model";
 import { LoraState, loraModules, loraTrainables, makeLoraConfig } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
 import { compileEval, forwardNames as names } from "../../sdk/models/forward";
-import type { HostTensor } from "../../sdk/runtime/session";
+import type { HostTensor, RuntimeTensor } from "../../sdk/runtime/session";
 import { sessionForGraph } from "../../sdk/runtime/graph-session";
 import { Rng } from "../../sdk/util/random";
 import { applyRepetitionPenalty, applyTopK, applyTopP, selectToken } from "../../sdk/infer/sampling";
@@ -104,6 +104,64 @@ test("batched prompts (left padding) give each prompt's own greedy continuation,
   }
   await gen.release();
 });
+
+test("the KV cache stays where onnxruntime writes it: two host buffers alternate, and a cache is extended once", async () => {
+  const model = tinyModel("kv-buffers", { arch: "qwen2" });
+  const gen = new Generator(model);
+  const buffers: ArrayBufferLike[] = [];
+  let step = await gen.forward({ inputIds: [[5, 6, 7]] });
+  for (let pos = 3; pos < 8; pos++) {
+    buffers.push(((step.cache.input("key", 1) as RuntimeTensor).inner.data as Float32Array).buffer);
+    const before = step.cache;
+    step = await gen.forward({ inputIds: [[pos + 10]] }, before);
+    assert.throws(() => before.input("key", 0), /already extended/);
+    await assert.rejects(gen.forward({ inputIds: [[1]] }, before), /already extended/);
+  }
+  // Passes write into the buffer two passes back: no new cache array per token, and no copy of one in JavaScript.
+  assert.notEqual(buffers[0], buffers[1]);
+  for (let i = 2; i < buffers.length; i++) assert.equal(buffers[i], buffers[i - 2], `pass ${i}`);
+  await gen.release();
+});
+
+test("a batch's cache cut to some rows continues exactly as those rows' own caches", async () => {
+  const model = tinyModel("kv-select", { arch: "llama" });
+  const gen = new Generator(model);
+  const both = await gen.forward({
+    inputIds: [
+      [5, 6, 7],
+      [8, 9, 10],
+    ],
+  });
+  const cut = await both.cache.selectRows([1]);
+  assert.throws(() => both.cache.input("key", 0), /already extended/);
+  assert.throws(() => cut.input("key", 5), RangeError);
+  const after = await gen.forward({ inputIds: [[11]] }, cut);
+  const alone = await gen.forward({ inputIds: [[11]] }, (await gen.forward({ inputIds: [[8, 9, 10]] })).cache);
+  assert.ok(maxAbsDiff(after.logits[0], alone.logits[0]) < 1e-5);
+  await gen.release();
+});
+
+const hasVulkan = existsSync("/usr/share/vulkan/icd.d") && readdirSync("/usr/share/vulkan/icd.d").length > 0;
+
+test(
+  "on webgpu the KV cache stays in GPU memory between tokens, and greedy tokens equal the cpu's",
+  { skip: hasVulkan ? false : "no Vulkan driver installed" },
+  async () => {
+    const model = tinyModel("kv-webgpu", { arch: "llama" });
+    const lora = randomLora(model, 3);
+    const [cpu, gpu] = [new Generator(model, { lora }), new Generator(model, { lora, device: "webgpu" })];
+    const step = await gpu.forward({ inputIds: [[5, 6, 7]] });
+    assert.equal((step.cache.input("value", 0) as RuntimeTensor).location, "gpu-buffer");
+    step.cache.dispose();
+    const prompts = [model.tokenizer.encode("Hello there, friend"), model.tokenizer.encode("Hi")];
+    const opts = { doSample: false, maxNewTokens: 10, ...noEos };
+    assert.deepEqual(
+      (await gpu.generate(prompts, opts)).map((r) => r.tokens),
+      (await cpu.generate(prompts, opts)).map((r) => r.tokens),
+    );
+    await Promise.all([cpu.release(), gpu.release()]);
+  },
+);
 
 test("sampling: a seed reproduces its tokens, another seed differs, top_k = 1 equals greedy", async () => {
   const model = tinyModel("sample-qwen2", { arch: "qwen2" });

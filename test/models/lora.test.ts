@@ -222,8 +222,13 @@ test("loadAdapter explains damaged or unsupported adapters", () => {
   bad(make({}, { [`${p}.lora_A.weight`]: [2, 8], [`${p}.lora_B.weight`]: [8, 3] }), /B's columns must equal A's rows/);
   bad(make({}, { "base_model.model.score.weight": [2, 8] }), /"base_model.model.score.weight": neither a lora_A\/lora_B weight nor in modules_to_save/);
   bad(make({}, { "model.layers.0.self_attn.q_proj.lora_A.weight": [2, 8] }), /PEFT tensor names start with "base_model.model."/);
-  bad(make({}, { [`${p}.lora_magnitude_vector`]: [8] }), /DoRA tensors are not supported/);
-  bad(make({ use_dora: true }, {}), /"use_dora" is true; DoRA adapters are not supported/);
+  const pair = { [`${p}.lora_A.weight`]: [2, 8], [`${p}.lora_B.weight`]: [8, 2] };
+  bad(make({ use_dora: true }, { [`${p}.lora_magnitude_vector`]: [8] }), /q_proj": has a lora_magnitude_vector but no lora_A and lora_B/);
+  bad(make({ use_dora: true }, pair), /q_proj" has no lora_magnitude_vector but .*adapter_config.json sets use_dora/);
+  bad(make({}, { ...pair, [`${p}.lora_magnitude_vector`]: [8] }), /lora_magnitude_vector \(DoRA\) but .*adapter_config.json does not set use_dora: true/);
+  bad(make({ use_dora: true }, { ...pair, [`${p}.lora_magnitude_vector`]: [1, 8] }), /a DoRA magnitude must be 1-D \[out_features\]/);
+  bad(make({ use_dora: true }, { ...pair, [`${p}.lora_magnitude_vector`]: [7] }), /lora_magnitude_vector has 7 values but lora_B has 8 rows/);
+  bad(make({ use_dora: "yes" }, pair), /"use_dora" must be true or false/);
   bad(make({ peft_type: "IA3" }, {}), /"peft_type" must be "LORA"/);
   bad(make({ fan_in_fan_out: true }, {}), /"fan_in_fan_out" must be false/);
   bad(make({}, {}), /no adapter_model.safetensors/);

@@ -1,7 +1,10 @@
 """Independent reference for tunelab's decoder: Hugging Face's Llama/Qwen2 math written directly in PyTorch.
 
 Reads a model folder (config.json + model.safetensors), a LoRA adapter given as JSON and a batch; prints the
-causal-LM loss (mean NLL over predicted tokens) and the gradients of every LoRA tensor, in float64.
+causal-LM loss (mean NLL over predicted tokens) and the gradients of every LoRA tensor, in float64. A module with
+a "<path>.lora_magnitude_vector" tensor is DoRA, written from PEFT's DoraLinearLayer (no dropout): with
+s = m / ||W + scaling * B @ A|| per output row (the norm detached, DoRA paper section 4.3), the layer gives
+base + bias + (s - 1) * base + s * scaling * B(A(x)), where base = x @ W.T.
 Used only by the tests (Debian's python3-torch); it never imports tunelab.
 """
 import json
@@ -76,9 +79,13 @@ def forward_loss(cfg, W, lora, scaling, ids, mask, labels):
     dtype = W["model.norm.weight"].dtype
 
     def linear(x, path, bias):
-        y = x @ W[path + ".weight"].T
-        if bias:
-            y = y + W[path + ".bias"]
+        base = x @ W[path + ".weight"].T
+        y = base + W[path + ".bias"] if bias else base
+        if path + ".lora_magnitude_vector" in lora:
+            A, B, m = lora[path + ".lora_A"], lora[path + ".lora_B"], lora[path + ".lora_magnitude_vector"]
+            weight_norm = torch.linalg.norm(W[path + ".weight"] + scaling * (B @ A).detach(), dim=1).detach()
+            mag_norm_scale = (m / weight_norm).view(1, -1)
+            return y + (mag_norm_scale - 1) * base + mag_norm_scale * ((x @ A.T) @ B.T) * scaling
         if path + ".lora_A" in lora:
             y = y + (x @ lora[path + ".lora_A"].T) @ lora[path + ".lora_B"].T * scaling
         return y
@@ -123,6 +130,8 @@ def main():
     cfg = json.load(open(spec["model"] + "/config.json"))
     W = read_safetensors(spec["model"] + "/model.safetensors")
     lora = {k: torch.tensor(np.array(v, dtype=np.float64), requires_grad=True) for k, v in spec["lora"].items()}
+    # Trainables arrive as nested lists; a 1-D magnitude vector may arrive as [[...]] (one row) and is flattened.
+    lora = {k: (v.detach().flatten().requires_grad_(True) if k.endswith("lora_magnitude_vector") else v) for k, v in lora.items()}
     loss = forward_loss(cfg, W, lora, spec["scaling"], torch.tensor(spec["input_ids"]), torch.tensor(spec["attention_mask"]), torch.tensor(spec["labels"]))
     loss.backward()
     print(json.dumps({"loss": loss.item(), "grads": {k: v.grad.flatten().tolist() for k, v in lora.items()}}))

@@ -15,11 +15,12 @@ createTinyModel({ arch: "llama", out: modelDir, seed: 1, hiddenSize: 32, numLaye
 
 let runs = 0;
 
-async function losses(device: "cpu" | "webgpu", fp16: boolean, steps: number): Promise<number[]> {
+async function losses(device: "cpu" | "webgpu", fp16: boolean, steps: number, bf16 = false): Promise<number[]> {
+  const outputDir = path.join(tmp, `${device}-${fp16}-${++runs}`);
   const recipe = resolveRecipe({
     model_name_or_path: modelDir,
     dataset_path: path.join(root, "data/arithmetic.txt"),
-    output_dir: path.join(tmp, `${device}-${fp16}-${++runs}`),
+    output_dir: outputDir,
     stage: "pt",
     learning_rate: 1e-2,
     warmup_steps: 0,
@@ -29,9 +30,12 @@ async function losses(device: "cpu" | "webgpu", fp16: boolean, steps: number): P
     lora_rank: 8,
     device,
     fp16,
+    bf16,
   });
+  lastLog = () => readFileSync(path.join(outputDir, "train.log"), "utf8");
   return (await train(recipe)).history.map((h) => h.loss);
 }
+let lastLog = () => "";
 
 test("fp16 compute with float32 master tensors and loss scaling follows the float32 run (cpu)", async () => {
   const full = await losses("cpu", false, 10);
@@ -53,6 +57,47 @@ test("the one-block transformer's float32 training steps on webgpu agree with cp
   const gpu = await losses("webgpu", false, 4);
   cpu.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-4 * l, `step ${i + 1}: webgpu ${gpu[i]} vs cpu ${l}`));
 });
+
+test("bf16 says once that it trains in float32 and gives the float32 run's losses; bf16 with fp16 is refused", async () => {
+  const full = await losses("cpu", false, 3);
+  const bf16 = await losses("cpu", false, 3, true);
+  assert.deepEqual(bf16, full);
+  assert.equal(lastLog().match(/bf16: onnxruntime has no bfloat16 matrix kernels .* trains in float32/g)?.length, 1);
+  assert.throws(
+    () => resolveRecipe({ model_name_or_path: modelDir, dataset_path: "x.txt", output_dir: tmp, fp16: true, bf16: true }),
+    /bf16 must be false when fp16 is true/,
+  );
+});
+
+test(
+  "webgpu trains LoRA on every linear of a two-layer model (28 trainable tensors) as the cpu does",
+  { skip: hasVulkan ? false : "no Vulkan driver installed" },
+  async () => {
+    // One Split per update with more outputs than a shader's storage buffers failed on webgpu; the update now splits in a tree.
+    const deep = path.join(tmp, "two-layers");
+    createTinyModel({ arch: "qwen2", out: deep, seed: 2, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, initStd: 0.2 });
+    const run = async (device: "cpu" | "webgpu") => {
+      const recipe = resolveRecipe({
+        model_name_or_path: deep,
+        dataset_path: path.join(root, "data/arithmetic.txt"),
+        output_dir: path.join(tmp, `all-linear-${device}`),
+        stage: "pt",
+        learning_rate: 1e-2,
+        warmup_steps: 0,
+        max_steps: 3,
+        per_device_train_batch_size: 8,
+        save_steps: 0,
+        lora_rank: 4,
+        lora_target: "all",
+        device,
+      });
+      return (await train(recipe)).history.map((h) => h.loss);
+    };
+    const cpu = await run("cpu");
+    const gpu = await run("webgpu");
+    cpu.forEach((l, i) => assert.ok(Math.abs(gpu[i] - l) < 1e-4 * l, `step ${i + 1}: webgpu ${gpu[i]} vs cpu ${l}`));
+  },
+);
 
 test("fp16 overflow lowers the loss scale and retries the step instead of stopping", async () => {
   // Weights of std 1 give float16 gradients that overflow at the initial scale of 65536.

@@ -10,7 +10,7 @@ import { isPresetName, presetConfig, PRESET_NAMES } from "../../io/presets";
 import { estimateTrainingMemory, MemoryEstimateView } from "../../train/estimate";
 import { parseOption } from "../../train/recipe-check";
 
-const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16] [--gradient_checkpointing] [--memory SIZE] [--json]`;
+const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16 | --bf16] [--gradient_checkpointing] [--memory SIZE] [--json]`;
 const FLAGS = new Set([
   "model",
   "preset",
@@ -51,10 +51,12 @@ export const command: CliCommand = {
       rank: flags.rank === undefined ? 16 : parseOption("lora_rank", flags.rank, "--rank"),
       batch: flags.batch === undefined ? 1 : parseOption("per_device_train_batch_size", flags.batch, "--batch"),
       seq: flags.seq === undefined ? 512 : parseOption("cutoff_len", flags.seq, "--seq"),
-      halfPrecision: flags.fp16 === true || flags.bf16 === true,
+      // bf16 recipes train in float32 (no bfloat16 matrix kernels in onnxruntime), so they are estimated as such.
+      halfPrecision: flags.fp16 === true,
       gradientCheckpointing: flags.gradient_checkpointing === true,
       budgetBytes,
     };
+    if (flags.bf16 === true && flags.fp16 === true) throw new Error("give at most one of --fp16 and --bf16");
     const estimate = estimateTrainingMemory(config, options);
     if (flags.json) {
       console.log(JSON.stringify({ ...options, ...estimate }));
@@ -62,6 +64,8 @@ export const command: CliCommand = {
     }
     const budgetName = memoryFlag === undefined ? "this machine's memory" : String(memoryFlag);
     const title = `${typeof model === "string" ? model : preset}: LoRA r${options.rank} on every linear, AdamW, batch ${options.batch} x ${options.seq}, ${options.halfPrecision ? "16-bit" : "float32"}${options.gradientCheckpointing ? ", gradient checkpointing" : ""} (budget: ${budgetName})`;
+    if (flags.bf16 === true)
+      console.log("bf16: onnxruntime has no bfloat16 matrix kernels on cpu or webgpu, so tunelab trains bf16 recipes in float32; estimated as float32");
     console.log(new MemoryEstimateView(estimate, title).text());
     return estimate.fits ? 0 : 3;
   },

@@ -1,6 +1,6 @@
 /** `tunelab train RECIPE.yaml [--key value ...]`: runs a recipe (LLaMA-Factory option names), as fit() does. */
 import { parseFlags, type CliCommand } from "../command";
-import { readRecipe, resolveRecipe, type RecipeInput } from "../../train/recipe";
+import { readRecipeInput, resolveRecipe, type RecipeInput } from "../../train/recipe";
 import { valueFromText } from "../../train/recipe-check";
 import { train } from "../../train/trainer";
 import { liveProgress } from "../../plan/lora";
@@ -25,7 +25,9 @@ export const command: CliCommand = {
       return flags.help ? 0 : 2;
     }
     const file = flags._[0];
-    const recipe = resolveRecipe({ ...readRecipe(file), ...overrides(flags) } as RecipeInput, file);
+    // Overrides replace the file's keys before anything is read, so one notice line is said per LLaMA-Factory key.
+    const notice = (line: string) => process.stderr.write(`notice: ${line}\n`);
+    const recipe = resolveRecipe({ ...readRecipeInput(file), ...overrides(flags) } as RecipeInput, file, { notice });
     const interrupt = ctrlCStopsTraining();
     const callbacks = [interrupt.callbacks, ...(process.stderr.isTTY ? [liveProgress()] : [])];
     // The Ctrl-C listener stays until the result is printed: a second Ctrl-C after the run has stopped then still

@@ -17,6 +17,9 @@ export interface DatasetInfoEntry {
   tags?: Partial<RoleTags>;
 }
 
+/** Entry fields that make LF fetch the data instead of reading file_name. */
+const REMOTE_KEYS = ["hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name"] as const;
+
 const COLUMN_KEYS = ["prompt", "query", "response", "history", "messages", "system", "text", "label"] as const;
 const TAG_KEYS: Record<string, keyof RoleTags> = {
   role_tag: "roleTag",
@@ -49,7 +52,7 @@ export function datasetInfoNames(infoPath: string): string[] {
  */
 export function readDatasetInfo(infoPath: string): DatasetInfoEntry[] {
   return Object.entries(readInfo(infoPath))
-    .filter(([, e]) => !isObject(e) || e.file_name !== undefined)
+    .filter(([, e]) => !isObject(e) || (e.file_name !== undefined && !REMOTE_KEYS.some((k) => e[k] !== undefined)))
     .map(([name, e]) => entry(infoPath, name, e));
 }
 
@@ -65,16 +68,22 @@ export function datasetInfoEntry(infoPath: string, name: string): DatasetInfoEnt
 function entry(infoPath: string, name: string, e: unknown): DatasetInfoEntry {
   const at = `${infoPath}: dataset "${name}"`;
   if (!isObject(e)) throw new Error(`${at}: expected an object, got ${describe(e)}`);
-  for (const remote of ["hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name"]) {
-    if (e[remote] !== undefined && e.file_name === undefined) {
-      throw new Error(`${at}: "${remote}" datasets are fetched from the network, which tunelab does not do; download it and set file_name`);
+  for (const remote of REMOTE_KEYS) {
+    // LF loads from these first, even when the entry also has a file_name.
+    if (e[remote] !== undefined) {
+      throw new Error(
+        `${at}: "${remote}" (${JSON.stringify(e[remote])}) is fetched from the network, and tunelab works offline; download the data, ` +
+          `put it beside dataset_info.json and give the entry a "file_name" instead`,
+      );
     }
   }
   if (typeof e.file_name !== "string" || e.file_name === "") throw new Error(`${at}: field "file_name": expected the data file's name`);
-  if (e.ranking === true) throw new Error(`${at}: field "ranking": preference (ranking) datasets are not supported`);
+  if (e.ranking === true) {
+    throw new Error(`${at}: field "ranking": true marks a preference (chosen/rejected) dataset, for LF's stages rm/dpo/kto, which tunelab does not train yet; give a dataset without ranking for pt/sft`);
+  }
   const formatting = e.formatting ?? "alpaca";
-  if (formatting !== "alpaca" && formatting !== "sharegpt" && formatting !== "classification") {
-    throw new Error(`${at}: field "formatting": expected "alpaca", "sharegpt" or "classification", got ${describe(formatting)}`);
+  if (formatting !== "alpaca" && formatting !== "sharegpt" && formatting !== "openai" && formatting !== "classification") {
+    throw new Error(`${at}: field "formatting": expected "alpaca", "sharegpt", "openai" or "classification", got ${describe(formatting)}`);
   }
   const columns: ColumnMap = {};
   if (e.columns !== undefined) {
@@ -98,9 +107,9 @@ function entry(infoPath: string, name: string, e: unknown): DatasetInfoEntry {
   }
   let format: DataFormat;
   if (formatting === "classification") format = "classification";
-  else if (formatting === "sharegpt") {
-    // LLaMA-Factory's defaults: messages under "conversations", sharegpt tags unless the entry overrides them.
-    format = "sharegpt";
+  else if (formatting === "sharegpt" || formatting === "openai") {
+    // LLaMA-Factory's defaults for both: messages under "conversations", the tags the entry gives (else the data's own).
+    format = formatting;
     columns.messages ??= "conversations";
   }
   else {

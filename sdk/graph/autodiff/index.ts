@@ -28,7 +28,9 @@ export function gradients(b: Builder, loss: Value, wrt: readonly Value[]): Value
   const nodes = b.graph.nodes;
   const requires = new Set<Value>(wrt);
   for (const node of nodes) {
-    if (node.inputs.some((v) => v && requires.has(v))) for (const out of node.outputs) if (isFloat(out.dtype)) requires.add(out);
+    if (node.inputs.some((v) => v && requires.has(v))) {
+      for (const out of node.outputs) if (isFloat(out.dtype) && !b.graph.detached.has(out)) requires.add(out);
+    }
   }
   const contributes = new Set<Value>([loss]);
   for (let i = loss.producer?.index ?? -1; i >= 0; i--) {

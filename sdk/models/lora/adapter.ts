@@ -45,7 +45,14 @@ function peftTensors(adapter: Adapter, file: string): PeftTensors {
     if (!(w.B instanceof Float32Array) || w.B.length !== w.outFeatures * rank) {
       throw new Error(`${where}: B must be a Float32Array of outFeatures*rank = ${w.outFeatures}*${rank} values, got ${w.B?.length}`);
     }
-    out.lora[modulePath] = { A: { shape: [rank, w.inFeatures], data: w.A }, B: { shape: [w.outFeatures, rank], data: w.B } };
+    const pair = { A: { shape: [rank, w.inFeatures], data: w.A }, B: { shape: [w.outFeatures, rank], data: w.B } };
+    if (config.useDora !== (w.magnitude !== undefined)) {
+      throw new Error(`${where}: ${config.useDora ? "use_dora is true but the module has no magnitude" : "has a DoRA magnitude but use_dora is false"}`);
+    }
+    if (w.magnitude && !(w.magnitude instanceof Float32Array && w.magnitude.length === w.outFeatures)) {
+      throw new Error(`${where}: magnitude must be a Float32Array of outFeatures = ${w.outFeatures} values, got ${w.magnitude?.length}`);
+    }
+    out.lora[modulePath] = w.magnitude ? { ...pair, magnitude: { shape: [w.outFeatures], data: w.magnitude } } : pair;
   }
   for (const [paramPath, p] of Object.entries(adapter.modulesToSave)) {
     const modulePath = paramPath.slice(0, paramPath.lastIndexOf("."));
@@ -79,11 +86,16 @@ export function loadAdapter(dir: string): Adapter {
     modulesToSave[paramPath] = p;
   }
   const lora: Record<string, LoraWeights> = {};
-  for (const [modulePath, { A, B }] of Object.entries(tensors.lora)) {
+  for (const [modulePath, { A, B, magnitude }] of Object.entries(tensors.lora)) {
     const rank = A.shape[0];
     const expected = loraRank(config, modulePath);
     if (rank !== expected) throw new Error(`${paths.weights}: LoRA module "${modulePath}": rank ${rank} in the weights but ${paths.config} gives r = ${expected}`);
-    lora[modulePath] = { A: A.data, B: B.data, rank, inFeatures: A.shape[1], outFeatures: B.shape[0] };
+    if (config.useDora && !magnitude) throw new Error(`${paths.weights}: LoRA module "${modulePath}" has no lora_magnitude_vector but ${paths.config} sets use_dora`);
+    if (!config.useDora && magnitude) {
+      throw new Error(`${paths.weights}: LoRA module "${modulePath}" has a lora_magnitude_vector (DoRA) but ${paths.config} does not set use_dora: true`);
+    }
+    const w: LoraWeights = { A: A.data, B: B.data, rank, inFeatures: A.shape[1], outFeatures: B.shape[0] };
+    lora[modulePath] = magnitude ? { ...w, magnitude: magnitude.data } : w;
   }
   return { config, lora, modulesToSave };
 }
@@ -120,12 +132,13 @@ export interface TrainableTensors {
   param(name: string): Float32Array;
 }
 
-/** A run's current tensors as an adapter: the LoRA pairs of `modules`, plus the classifier head when numLabels > 0. */
+/** A run's current tensors as an adapter: the LoRA pairs (and DoRA magnitudes) of `modules`, plus the classifier head when numLabels > 0. */
 export function adapterFrom(tensors: TrainableTensors, modules: readonly LoraModule[], config: LoraConfig, numLabels: number, hidden: number): Adapter {
   const lora: Adapter["lora"] = {};
   for (const m of modules) {
     const n = loraNames(m.path);
-    lora[m.path] = { A: Float32Array.from(tensors.param(n.A)), B: Float32Array.from(tensors.param(n.B)), rank: m.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures };
+    const w: LoraWeights = { A: Float32Array.from(tensors.param(n.A)), B: Float32Array.from(tensors.param(n.B)), rank: m.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures };
+    lora[m.path] = m.dora ? { ...w, magnitude: Float32Array.from(tensors.param(n.magnitude)) } : w;
   }
   const modulesToSave: Adapter["modulesToSave"] = {};
   if (numLabels > 0) modulesToSave[SCORE_WEIGHT] = { shape: [numLabels, hidden], data: Float32Array.from(tensors.param(SCORE_WEIGHT)) };

@@ -19,6 +19,8 @@ export interface LoraConfig {
   targetModules: string[] | string;
   /** rsLoRA: scale by alpha / sqrt(r) instead of alpha / r. */
   useRslora: boolean;
+  /** DoRA: a trainable magnitude per output row rescales the LoRA-updated weight (PEFT `use_dora`). */
+  useDora: boolean;
   /** Only "none" is supported (no bias training). */
   bias: "none";
   taskType: PeftTaskType | null;
@@ -48,6 +50,7 @@ const PEFT_CONFIG_DEFAULTS = {
   loraAlpha: 8,
   loraDropout: 0,
   useRslora: false,
+  useDora: false,
   bias: "none",
   taskType: "CAUSAL_LM",
   baseModelNameOrPath: null,
@@ -78,6 +81,8 @@ export interface LoraRecipeOptions {
   /** "all" or comma-separated module names. */
   lora_target: string;
   use_rslora: boolean;
+  /** DoRA (weight-decomposed LoRA); optional so recipes written before it stay valid. */
+  use_dora?: boolean;
   model_name_or_path: string;
 }
 
@@ -89,6 +94,7 @@ export function loraConfigOf(r: LoraRecipeOptions, numLabels: number | null): Lo
     loraDropout: r.lora_dropout,
     targetModules: r.lora_target === "all" ? "all-linear" : r.lora_target.split(",").map((s) => s.trim()).filter(Boolean),
     useRslora: r.use_rslora,
+    useDora: r.use_dora ?? false,
     taskType: numLabels === null ? "CAUSAL_LM" : "SEQ_CLS",
     modulesToSave: numLabels === null ? null : ["score"],
     baseModelNameOrPath: r.model_name_or_path,
@@ -118,6 +124,7 @@ export function validateLoraConfig(c: LoraConfig, source: string): void {
     bad("modules_to_save", "a list of module names or null", c.modulesToSave);
   }
   if (typeof c.useRslora !== "boolean") bad("use_rslora", "true or false", c.useRslora);
+  if (typeof c.useDora !== "boolean") bad("use_dora", "true or false", c.useDora);
   for (const [k, v] of Object.entries(c.rankPattern)) if (!Number.isSafeInteger(v) || v < 1) bad(`rank_pattern.${k}`, "a positive integer", v);
   for (const [k, v] of Object.entries(c.alphaPattern)) if (typeof v !== "number" || !(v > 0)) bad(`alpha_pattern.${k}`, "a positive number", v);
 }
@@ -217,7 +224,7 @@ export function loraConfigToJson(c: LoraConfig): Record<string, unknown> {
     revision: c.revision,
     target_modules: c.targetModules,
     task_type: c.taskType,
-    use_dora: false,
+    use_dora: c.useDora,
     use_rslora: c.useRslora,
   };
 }
@@ -230,7 +237,6 @@ export function parseLoraConfig(obj: Record<string, unknown>, source = ADAPTER_C
   if (peftType !== "LORA") {
     throw new Error(`${source}: "peft_type" must be "LORA" (tunelab reads LoRA adapters only), got ${JSON.stringify(peftType)}`);
   }
-  if (obj.use_dora === true) throw new Error(`${source}: "use_dora" is true; DoRA adapters are not supported`);
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) if (!MODELLED_KEYS.has(k)) extra[k] = v;
   const orNull = <T>(v: unknown): T | null => (v === undefined ? null : (v as T | null));
@@ -242,6 +248,7 @@ export function parseLoraConfig(obj: Record<string, unknown>, source = ADAPTER_C
     loraDropout: (obj.lora_dropout ?? d.loraDropout) as number,
     targetModules: obj.target_modules as string[] | string,
     useRslora: (obj.use_rslora ?? d.useRslora) as boolean,
+    useDora: (obj.use_dora ?? d.useDora) as boolean,
     bias: (obj.bias ?? d.bias) as "none",
     taskType: orNull<PeftTaskType>(obj.task_type),
     baseModelNameOrPath: orNull<string>(obj.base_model_name_or_path),

@@ -1,12 +1,87 @@
-/** The in-graph LoRA term dropout(x) A^T B^T * scaling, with a hashed dropout mask that repeats exactly per seed. */
+/**
+ * The in-graph adapter terms added to a linear layer's output: LoRA's dropout(x) A^T B^T * scaling, and DoRA's
+ * term as PEFT computes it; dropout masks are hashed so they repeat exactly per seed.
+ */
 import { Value } from "../../graph/ir";
 import { Builder } from "../../graph/ops";
-import type { LoraModule } from "./modules";
+import { loraNames, type LoraModule } from "./modules";
 
 /** Per-step dropout randomness: an int64 seed input plus a per-module salt make every mask reproducible. */
 export interface DropoutContext {
   p: number;
   seed: Value;
+}
+
+/** What LoRA adds to the decoder: the modules, their trainable tensors by name, and dropout. */
+export interface LoraInGraph {
+  modules: ReadonlyMap<string, LoraModule>;
+  trainable: ReadonlyMap<string, Value>;
+  dropout: DropoutContext | null;
+}
+
+/** A linear layer as its adapter sees it: input x, output y = x W^T + bias, the bias, and the dense weight W [out, in] on demand. */
+export interface LinearParts {
+  x: Value;
+  y: Value;
+  bias: Value | null;
+  weight: () => Value;
+}
+
+/** `layer`'s output with its module's LoRA or DoRA term added, as PEFT's lora.Linear.forward; `salt` picks its dropout mask. */
+export function adaptedLinear(b: Builder, layer: LinearParts, m: LoraModule, lora: LoraInGraph, salt: number): Value {
+  const n = loraNames(m.path);
+  const tensor = (name: string): Value => {
+    const t = lora.trainable.get(name);
+    if (!t) throw new Error(`LoRA module ${m.path}: no tensor "${name}" among the graph's LoRA tensors`);
+    return t;
+  };
+  if (!m.dora) return b.add(layer.y, loraDelta(b, layer.x, tensor(n.A), tensor(n.B), m, lora.dropout, salt));
+  return b.add(layer.y, doraDelta(b, layer, tensor(n.A), tensor(n.B), tensor(n.magnitude), m, lora.dropout, salt));
+}
+
+/**
+ * DoRA's term (PEFT's DoraLinearLayer.forward): with s = m / ||W + scaling * B @ A|| per output row, the norm
+ * detached (DoRA paper section 4.3), it is (s - 1) * base + s * scaling * B(A(x')), where x' is dropout(x) and
+ * base = x' W^T. Without dropout, base is the layer's own output less its bias, as PEFT reuses it; with dropout
+ * PEFT recomputes it on the dropped-out input, and so does this. `norm` defaults to doraWeightNorm of the layer's
+ * weight and this A and B.
+ */
+export function doraDelta(
+  b: Builder,
+  layer: LinearParts,
+  a: Value,
+  bMat: Value,
+  magnitude: Value,
+  m: LoraModule,
+  dropout: DropoutContext | null,
+  salt: number,
+  norm: Value = doraWeightNorm(b, layer.weight(), a, bMat, m.scaling),
+): Value {
+  const { x } = layer;
+  const w = layer.weight();
+  const scale = b.cast(b.div(b.cast(magnitude, norm.dtype), norm), x.dtype); // [out]
+  const dropped = dropout !== null && dropout.p > 0;
+  const xin = dropped ? b.dropout(x, hashKeepMask(b, x, dropout.seed, salt, dropout.p), dropout.p) : x;
+  const base = dropped ? b.linear(xin, w) : layer.bias ? b.sub(layer.y, layer.bias) : layer.y;
+  const loraOut = loraDelta(b, xin, a, bMat, m, null, salt);
+  return b.add(b.mul(b.sub(scale, b.scalarLike(1, scale)), base), b.mul(scale, loraOut));
+}
+
+/**
+ * ||W + scaling * B @ A|| of each output row (float32 [out]), detached from the gradient as PEFT does. Computed as
+ * sqrt(||W||^2 + 2 scaling <W, B A> + scaling^2 ||B A||^2) from W A^T [out, r] and A A^T [r, r], which never forms
+ * the [out, in] product B @ A.
+ */
+export function doraWeightNorm(b: Builder, w: Value, a: Value, bMat: Value, scaling: number): Value {
+  // float16 weights are summed in float32; float32 (and float64, for gradient checks) as they are.
+  const dtype = w.dtype === "float16" ? "float32" : w.dtype;
+  const [wf, af, bf] = [w, a, bMat].map((v) => b.cast(v, dtype));
+  const rowSum = (v: Value) => b.reduceSum(v, [1]);
+  const [wSquared] = b.op("ReduceSumSquare", [wf, b.int64s([1])], [{ dtype, shape: [w.shape[0]] }], { keepdims: { kind: "int", value: 0 } });
+  const cross = rowSum(b.mul(bf, b.gemm(wf, af, { transB: true }))); // <W_o, (B A)_o> = sum_r B_or (W A^T)_or
+  const quad = rowSum(b.mul(b.matmul(bf, b.gemm(af, af, { transB: true })), bf)); // ||(B A)_o||^2 = B_o (A A^T) B_o^T
+  const squared = b.add(wSquared, b.add(b.mul(cross, b.scalar(2 * scaling, dtype)), b.mul(quad, b.scalar(scaling * scaling, dtype))));
+  return b.stopGradient(b.sqrt(squared));
 }
 
 /** The LoRA term dropout(x) A^T B^T * scaling for one module. */

@@ -1,6 +1,7 @@
 /**
- * Fixed LoRA weights in the engine's form (tensors named "<modulePath>.lora_A" / ".lora_B"), which generation,
- * evaluation and merging take, and the conversion of a PEFT adapter to that form.
+ * Fixed LoRA weights in the engine's form (tensors named "<modulePath>.lora_A" / ".lora_B", and for DoRA
+ * ".lora_magnitude_vector"), which generation, evaluation and merging take, and the conversion of a PEFT adapter
+ * to that form.
  */
 import { linearFeatures, type ModelConfig } from "../../io/config";
 import type { InitializedTrainable } from "../forward";
@@ -9,7 +10,7 @@ import { Adapter, checkAdapterAgainstModel } from "./adapter";
 import { loraScaling } from "./config";
 import { LoraModule, loraNames, loraTrainables } from "./modules";
 
-/** Fixed LoRA weights: the modules and their tensors named "<modulePath>.lora_A" / ".lora_B" (as StepEngine holds them). */
+/** Fixed LoRA weights: the modules and their tensors named as loraNames gives (as StepEngine holds them). */
 export interface LoraState {
   modules: readonly LoraModule[];
   tensors: ReadonlyMap<string, Float32Array>;
@@ -25,7 +26,10 @@ function isAdapter(source: LoraSource): source is Adapter {
 /** The modules of an adapter's own LoRA pairs (checked against the model), scaled as its config says. */
 function adapterModules(config: ModelConfig, adapter: Adapter): LoraModule[] {
   checkAdapterAgainstModel(adapter, config);
-  return Object.entries(adapter.lora).map(([path, w]) => ({ path, rank: w.rank, scaling: loraScaling(adapter.config, path), inFeatures: w.inFeatures, outFeatures: w.outFeatures }));
+  return Object.entries(adapter.lora).map(([path, w]) => {
+    const m: LoraModule = { path, rank: w.rank, scaling: loraScaling(adapter.config, path), inFeatures: w.inFeatures, outFeatures: w.outFeatures };
+    return adapter.config.useDora ? { ...m, dora: true } : m;
+  });
 }
 
 /** Normalises LoRA weights to LoraState and checks every module and tensor against the model's config. */
@@ -36,6 +40,9 @@ export function resolveLora(config: ModelConfig, source: LoraSource): LoraState 
     for (const m of modules) {
       tensors.set(loraNames(m.path).A, source.lora[m.path].A);
       tensors.set(loraNames(m.path).B, source.lora[m.path].B);
+      const magnitude = source.lora[m.path].magnitude;
+      if (m.dora && !magnitude) throw new Error(`adapter: DoRA module "${m.path}" has no magnitude (lora_magnitude_vector)`);
+      if (magnitude) tensors.set(loraNames(m.path).magnitude, magnitude);
     }
     return { modules, tensors };
   }
@@ -52,7 +59,12 @@ export function resolveLora(config: ModelConfig, source: LoraSource): LoraState 
       throw new Error(`LoRA module "${m.path}": rank must be a positive integer and scaling finite, got ${m.rank} and ${m.scaling}`);
     }
     const n = loraNames(m.path);
-    for (const [name, size] of [[n.A, m.rank * m.inFeatures], [n.B, m.outFeatures * m.rank]] as const) {
+    const sizes: [string, number][] = [
+      [n.A, m.rank * m.inFeatures],
+      [n.B, m.outFeatures * m.rank],
+    ];
+    if (m.dora) sizes.push([n.magnitude, m.outFeatures]);
+    for (const [name, size] of sizes) {
       const t = source.tensors.get(name);
       if (!(t instanceof Float32Array) || t.length !== size) {
         throw new Error(`LoRA tensor "${name}": expected a Float32Array of ${size} values, got ${t ? `${t.constructor.name}(${t.length})` : "nothing"}`);
