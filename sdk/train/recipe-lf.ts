@@ -9,6 +9,9 @@ import { adapterPaths, readAdapterConfigJson } from "../io/peft";
 import { CHAT_TEMPLATES } from "../io/templates";
 import { shown } from "./recipe-check";
 import { LF_KEYS, LF_REFUSED_VALUES, LF_TEMPLATES, lfKeyMessage } from "./recipe-lf-keys";
+
+/** LF templates that are prompt formats of their own rather than a model family's chat format. */
+const GENERIC_LF_TEMPLATES: ReadonlySet<string> = new Set(["alpaca", "default", "empty", "vicuna"]);
 import { IGNORED_KEYS, optionSpec } from "./recipe-schema";
 
 /** Where notice lines go (the CLI prints them to stderr). */
@@ -35,7 +38,9 @@ export function readLfConventions(input: Record<string, unknown>, source: string
   if (r.num_train_epochs !== undefined && r.max_steps === undefined) r.max_steps = 0;
   if (typeof r.warmup_ratio === "number" && r.warmup_ratio > 0 && r.warmup_steps === undefined) r.warmup_steps = 0;
   strategies(r, say, refuse);
-  if (typeof r.template === "string" && !(r.template in CHAT_TEMPLATES) && LF_TEMPLATES.has(r.template)) {
+  // A model family's LF template renders what that family's tokenizer template does; LF's generic formats (alpaca,
+  // vicuna, default, empty) would change the prompts, so they stay errors that list the templates tunelab has.
+  if (typeof r.template === "string" && !(r.template in CHAT_TEMPLATES) && LF_TEMPLATES.has(r.template) && !GENERIC_LF_TEMPLATES.has(r.template)) {
     say(
       `template: "${r.template}" is a LLaMA-Factory template tunelab has no copy of; the tokenizer's own chat template ` +
         `(tokenizer_config.json) is used, which for the model's own family renders the same conversations`,
