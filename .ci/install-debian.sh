@@ -8,6 +8,6 @@ fi
 apt-get update -qq
 # Jupyter for the kernel tests, Chromium for browser tests, PyTorch as the independent numerics reference.
 apt-get install -y -qq --no-install-recommends \
-  jupyter-notebook python3-nbclient python3-nbconvert python3-ipykernel chromium python3-torch python3-numpy >/dev/null
+  jupyter-notebook python3-nbclient python3-nbconvert python3-ipykernel chromium python3-torch python3-numpy python3-onnx >/dev/null
 # Mesa 22 (bookworm) is too old for onnxruntime's WebGPU provider; lavapipe from backports works.
 apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
