@@ -9,6 +9,7 @@ export { ds, DataPlan, DataPreview, type DataStep, type Materialized } from "./p
 export { LoraPlan, liveProgress, type FitOptions, type LoraOptions } from "./plan/lora";
 export { Model, model, type ModelEvalOptions, type ModelOptions } from "./plan/model";
 export { TrainedRun, type RunEvalOptions } from "./plan/run";
+export { exportModel, EXPORT_FORMATS, type ExportFormat, type ExportOptions, type ExportResult } from "./export";
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
 export { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions, type MemoryEstimate } from "./train/estimate";

@@ -8,10 +8,11 @@ import { command as train } from "./commands/train";
 import { command as evaluate } from "./commands/eval";
 import { command as demo } from "./commands/demo";
 import { command as estimate } from "./commands/estimate";
+import { command as exportCmd } from "./commands/export";
 import { packageVersion } from "../util/package";
 
 /** Every subcommand, in the order `tunelab --help` lists them. */
-export const commands: CliCommand[] = [demo, train, evaluate, estimate, model, doctor, kernel];
+export const commands: CliCommand[] = [demo, train, evaluate, estimate, exportCmd, model, doctor, kernel];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
