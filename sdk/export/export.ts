@@ -65,7 +65,10 @@ export function exportModel(model: BaseModel, adapter: LoraSource | null, out: s
   let dir: string;
   if (format === "merged") {
     const lora = adapter ?? { modules: [], tensors: new Map<string, Float32Array>() };
-    dir = writeMergedModel(model, lora, out, { overwrite: options.overwrite, modulesToSave: adapter && isAdapter(adapter) ? adapter.modulesToSave : undefined }).dir;
+    dir = writeMergedModel(model, lora, out, {
+      overwrite: options.overwrite,
+      modulesToSave: adapter && isAdapter(adapter) ? adapter.modulesToSave : undefined,
+    }).dir;
   } else if (format === "peft") {
     if (!adapter || !isAdapter(adapter)) throw new Error("export: --format peft needs a PEFT adapter (--adapter DIR, or a LoRA run)");
     dir = prepareOutDir(out, options.overwrite);

@@ -13,7 +13,8 @@ export function prepareOutDir(out: string, overwrite = false): string {
   if (fs.existsSync(abs)) {
     if (!fs.statSync(abs).isDirectory()) throw new Error(`export: --out ${abs} is a file, not a folder`);
     if (fs.readdirSync(abs).length > 0) {
-      if (!overwrite) throw new Error(`export: --out ${abs} already exists and is not empty; choose another folder, or pass --overwrite (SDK: overwrite: true)`);
+      if (!overwrite)
+        throw new Error(`export: --out ${abs} already exists and is not empty; choose another folder, or pass --overwrite (SDK: overwrite: true)`);
       fs.rmSync(abs, { recursive: true, force: true });
     }
   }

@@ -14,7 +14,10 @@ const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED:
 /** Split regexes of the pre-tokenizers llama.cpp implements, by the name it knows them by (llama-vocab.cpp). */
 const PRE_TOKENIZERS: readonly { name: string; pattern: string }[] = [
   { name: "qwen2", pattern: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" },
-  { name: "llama-bpe", pattern: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" },
+  {
+    name: "llama-bpe",
+    pattern: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  },
   { name: "deepseek-v3", pattern: "\\p{N}{1,3}" },
 ];
 
@@ -41,8 +44,10 @@ export function tokenizerMetadata(modelDir: string, tokenizer: Tokenizer, vocabS
   if (!fs.existsSync(file)) throw new Error(`${modelDir}: no tokenizer.json; GGUF export needs the tokenizer to put in the file`);
   const json = JSON.parse(fs.readFileSync(file, "utf8")) as TokenizerJson;
   const model = json.model;
-  if (model?.type !== "BPE" || !model.vocab) throw new Error(`${file}: model.type is ${JSON.stringify(model?.type)}; GGUF export supports byte-level BPE tokenizers`);
-  if (model.byte_fallback) throw new Error(`${file}: a byte-fallback (SentencePiece-style) BPE tokenizer is not supported by the GGUF export; only byte-level BPE`);
+  if (model?.type !== "BPE" || !model.vocab)
+    throw new Error(`${file}: model.type is ${JSON.stringify(model?.type)}; GGUF export supports byte-level BPE tokenizers`);
+  if (model.byte_fallback)
+    throw new Error(`${file}: a byte-fallback (SentencePiece-style) BPE tokenizer is not supported by the GGUF export; only byte-level BPE`);
   let pre = llamaCppPreTokenizer(json.pre_tokenizer);
   if (pre === null) {
     warnings.push(`${file}: pre-tokenizer not recognised; wrote tokenizer.ggml.pre "default", so llama.cpp may split text differently`);

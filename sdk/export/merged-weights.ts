@@ -25,7 +25,9 @@ export class MergedWeights {
   ) {
     const config = model.config;
     if (config.architecture.endsWith("ForSequenceClassification")) {
-      throw new Error(`${model.dir}: a ${config.architecture} has no language-model head; export supports causal language models (or use --format merged/peft)`);
+      throw new Error(
+        `${model.dir}: a ${config.architecture} has no language-model head; export supports causal language models (or use --format merged/peft)`,
+      );
     }
     this.state = lora ? resolveLora(config, lora) : null;
     this.byWeight = new Map((this.state?.modules ?? []).map((m) => [`${m.path}.weight`, m]));

@@ -8,7 +8,17 @@ import { ints, type Graph, type Node, type Value } from "../graph/ir";
 export const MIN_EXPORT_OPSET = 13;
 
 /** Reductions whose `axes` became an input in opset 18 (ReduceSum already did in 13). */
-const AXES_INPUT_FROM_18 = new Set(["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]);
+const AXES_INPUT_FROM_18 = new Set([
+  "ReduceMean",
+  "ReduceMax",
+  "ReduceMin",
+  "ReduceProd",
+  "ReduceL1",
+  "ReduceL2",
+  "ReduceLogSum",
+  "ReduceLogSumExp",
+  "ReduceSumSquare",
+]);
 
 /** Default-domain ops introduced after opset 13, with the version that introduced them. */
 const INTRODUCED_AFTER_13: Readonly<Record<string, number>> = {
@@ -43,7 +53,8 @@ export function lowerToOpset(graph: Graph, opset: number): void {
   graph.nodes.forEach((node, i) => {
     if (node.domain) return;
     const since = INTRODUCED_AFTER_13[node.op];
-    if (since !== undefined && since > opset) throw new Error(`opset ${opset}: the graph uses ${node.op}, which ONNX introduced in opset ${since}; use --opset ${since} or higher`);
+    if (since !== undefined && since > opset)
+      throw new Error(`opset ${opset}: the graph uses ${node.op}, which ONNX introduced in opset ${since}; use --opset ${since} or higher`);
     if (node.op === "Split" && opset < 18 && node.attrs.num_outputs) {
       throw new Error(`opset ${opset}: Split with num_outputs needs opset 18`);
     }
@@ -51,7 +62,8 @@ export function lowerToOpset(graph: Graph, opset: number): void {
     const axesValue = node.inputs[1];
     if (!axesValue) return;
     const t = graph.initializers.get(axesValue);
-    if (!t || !(t.data instanceof BigInt64Array)) throw new Error(`opset ${opset}: ${node.op} "${node.outputs[0].name}" has non-constant axes; it needs opset 18`);
+    if (!t || !(t.data instanceof BigInt64Array))
+      throw new Error(`opset ${opset}: ${node.op} "${node.outputs[0].name}" has non-constant axes; it needs opset 18`);
     const lowered: Node = { ...node, inputs: [node.inputs[0]], attrs: { ...node.attrs, axes: ints(Array.from(t.data, Number)) } };
     graph.nodes[i] = lowered;
     replaced.push(axesValue);

@@ -42,7 +42,9 @@ interface LlamaLike {
 
 let llamaPromise: Promise<LlamaLike> | undefined;
 function llama(): Promise<LlamaLike> {
-  llamaPromise ??= importEsm("node-llama-cpp").then((m) => (m as { getLlama(o: object): Promise<LlamaLike> }).getLlama({ gpu: false, build: "never", logLevel: "error" }));
+  llamaPromise ??= importEsm("node-llama-cpp").then((m) =>
+    (m as { getLlama(o: object): Promise<LlamaLike> }).getLlama({ gpu: false, build: "never", logLevel: "error" }),
+  );
   return llamaPromise;
 }
 after(async () => {
@@ -212,7 +214,8 @@ for (const c of [
       assert.ok(withTwin >= minAgreement, `${outtype}: llama.cpp agrees with the dequantised weights at only ${withTwin} of positions`);
       twin.forEach((l, i) => {
         const sorted = Array.from(l).sort((x, y) => y - x);
-        if (sorted[0] - sorted[1] > 0.25) assert.equal(qcpp.top[i], argmax(l), `${outtype}: position ${i}, where tunelab's choice leads by ${sorted[0] - sorted[1]}`);
+        if (sorted[0] - sorted[1] > 0.25)
+          assert.equal(qcpp.top[i], argmax(l), `${outtype}: position ${i}, where tunelab's choice leads by ${sorted[0] - sorted[1]}`);
       });
       assert.ok(q.bytes < f16.bytes, `${outtype} is smaller than F16`);
     }
@@ -243,5 +246,8 @@ test("gguf quantisers: blocks reconstruct within half a step, and the Llama Q/K 
 test("gguf: a matrix whose rows are not whole 32-value blocks is refused for Q8_0 with the tensor named", () => {
   const odd = tempDir();
   createTinyModel({ arch: "qwen2", out: odd, seed: 1, hiddenSize: 48, numHeads: 4, numKvHeads: 2 }); // rows of 48 values
-  assert.throws(() => exportModel(openModel(odd), null, path.join(tempDir(), "q"), { format: "gguf", outtype: "q8_0" }), /"model\.embed_tokens\.weight" has rows of 48 values; Q8_0 needs a multiple of 32/);
+  assert.throws(
+    () => exportModel(openModel(odd), null, path.join(tempDir(), "q"), { format: "gguf", outtype: "q8_0" }),
+    /"model\.embed_tokens\.weight" has rows of 48 values; Q8_0 needs a multiple of 32/,
+  );
 });

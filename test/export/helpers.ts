@@ -27,7 +27,17 @@ export function tempDir(prefix = "tunelab-export-"): string {
  */
 export function tinyModel(arch: "llama" | "qwen2", options: { tied?: boolean; seed?: number } = {}): BaseModel {
   const dir = tempDir(`tunelab-export-${arch}-`);
-  createTinyModel({ arch, out: dir, seed: options.seed ?? 3, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, initStd: 0.2, tieWordEmbeddings: options.tied ?? false });
+  createTinyModel({
+    arch,
+    out: dir,
+    seed: options.seed ?? 3,
+    hiddenSize: 64,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    initStd: 0.2,
+    tieWordEmbeddings: options.tied ?? false,
+  });
   return openModel(dir);
 }
 

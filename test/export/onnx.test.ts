@@ -37,7 +37,10 @@ interface TjsModule {
   env: { allowRemoteModels: boolean; allowLocalModels: boolean; localModelPath: string };
   Tensor: new (type: string, data: BigInt64Array, dims: number[]) => unknown;
   AutoModelForCausalLM: {
-    from_pretrained(name: string, options: Record<string, unknown>): Promise<{ generate(o: Record<string, unknown>): Promise<TjsTensor>; dispose(): Promise<unknown> }>;
+    from_pretrained(
+      name: string,
+      options: Record<string, unknown>,
+    ): Promise<{ generate(o: Record<string, unknown>): Promise<TjsTensor>; dispose(): Promise<unknown> }>;
   };
 }
 
@@ -70,7 +73,8 @@ for (const c of cases) {
     const adapter = c.lora ? randomAdapter(model) : null;
     const out = path.join(tempDir(), "onnx");
     const result = exportModel(model, adapter, out, { format: "onnx", opset: c.opset });
-    for (const f of ["model.onnx", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) assert.ok(result.files.includes(f), `${f} in ${result.files}`);
+    for (const f of ["model.onnx", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"])
+      assert.ok(result.files.includes(f), `${f} in ${result.files}`);
 
     if (hasOnnx) {
       const info = onnxCheck(path.join(out, "model.onnx"));
@@ -92,16 +96,20 @@ for (const c of cases) {
   });
 }
 
-test("onnx with external data: model.onnx_data beside model.onnx, and transformers.js still generates tunelab's tokens", { skip: hasOnnx ? false : "python3-onnx is not installed" }, async () => {
-  const model: BaseModel = tinyModel("llama", { seed: 5 });
-  const out = prepareOutDir(path.join(tempDir(), "onnx-ext"));
-  const r = exportOnnx(new MergedWeights(model, null as Adapter | null), out, { externalData: true });
-  assert.equal(r.dataFile, path.join(out, "model.onnx_data"));
-  assert.ok(fs.statSync(path.join(out, "model.onnx")).size < 64 * 1024, "weights are out of model.onnx");
-  onnxCheck(path.join(out, "model.onnx"));
-  const prompt = model.tokenizer.encode("external data");
-  assert.deepEqual(await transformersJsGreedy(out, prompt, 8), await tunelabGreedy(model, null, prompt, 8));
-});
+test(
+  "onnx with external data: model.onnx_data beside model.onnx, and transformers.js still generates tunelab's tokens",
+  { skip: hasOnnx ? false : "python3-onnx is not installed" },
+  async () => {
+    const model: BaseModel = tinyModel("llama", { seed: 5 });
+    const out = prepareOutDir(path.join(tempDir(), "onnx-ext"));
+    const r = exportOnnx(new MergedWeights(model, null as Adapter | null), out, { externalData: true });
+    assert.equal(r.dataFile, path.join(out, "model.onnx_data"));
+    assert.ok(fs.statSync(path.join(out, "model.onnx")).size < 64 * 1024, "weights are out of model.onnx");
+    onnxCheck(path.join(out, "model.onnx"));
+    const prompt = model.tokenizer.encode("external data");
+    assert.deepEqual(await transformersJsGreedy(out, prompt, 8), await tunelabGreedy(model, null, prompt, 8));
+  },
+);
 
 test("onnx: an opset the graph cannot be written for is an error naming the range", () => {
   const model = tinyModel("qwen2");
