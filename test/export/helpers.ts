@@ -87,3 +87,35 @@ export function argmax(values: ArrayLike<number>): number {
 
 /** A real dynamic import (tsc's CommonJS output would turn `import()` into require), for ESM-only packages. */
 export const importEsm = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<unknown>;
+
+interface TjsTensor {
+  data: BigInt64Array;
+}
+interface TjsModule {
+  env: { allowRemoteModels: boolean; allowLocalModels: boolean; localModelPath: string };
+  Tensor: new (type: string, data: BigInt64Array, dims: number[]) => unknown;
+  AutoModelForCausalLM: {
+    from_pretrained(
+      name: string,
+      options: Record<string, unknown>,
+    ): Promise<{ generate(o: Record<string, unknown>): Promise<TjsTensor>; dispose(): Promise<unknown> }>;
+  };
+}
+
+/** transformers.js' greedy continuation of `prompt` from the folder `dir`, loaded from disk only. */
+export async function transformersJsGreedy(dir: string, prompt: readonly number[], maxNewTokens: number): Promise<number[]> {
+  const tjs = (await importEsm("@huggingface/transformers")) as TjsModule;
+  tjs.env.allowRemoteModels = false;
+  tjs.env.allowLocalModels = true;
+  tjs.env.localModelPath = path.dirname(dir);
+  // Optimum's layout keeps model.onnx at the top of the folder; transformers.js looks in onnx/ unless told.
+  const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), { subfolder: "", dtype: "fp32", device: "cpu" });
+  try {
+    const ids = new tjs.Tensor("int64", BigInt64Array.from(prompt.map(BigInt)), [1, prompt.length]);
+    const mask = new tjs.Tensor("int64", new BigInt64Array(prompt.length).fill(1n), [1, prompt.length]);
+    const out = await model.generate({ input_ids: ids, attention_mask: mask, max_new_tokens: maxNewTokens, do_sample: false, eos_token_id: null });
+    return Array.from(out.data, Number).slice(prompt.length);
+  } finally {
+    await model.dispose();
+  }
+}

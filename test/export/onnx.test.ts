@@ -15,7 +15,7 @@ import { prepareOutDir } from "../../sdk/export/files";
 import type { BaseModel } from "../../sdk/models/model";
 import type { Adapter } from "../../sdk/models/lora";
 import { PYTHON, pythonHas } from "../util/python";
-import { importEsm, randomAdapter, tempDir, tinyModel, tunelabGreedy } from "./helpers";
+import { randomAdapter, tempDir, tinyModel, transformersJsGreedy, tunelabGreedy } from "./helpers";
 
 const hasOnnx = pythonHas("onnx");
 
@@ -28,38 +28,6 @@ function onnxCheck(file: string): { opset: number; inputs: string[]; outputs: st
     "print(json.dumps({'opset': [o.version for o in m.opset_import if o.domain in ('', 'ai.onnx')][0], 'inputs': [i.name for i in m.graph.input], 'outputs': [o.name for o in m.graph.output]}))",
   ].join("\n");
   return JSON.parse(execFileSync(PYTHON, ["-c", script, file], { encoding: "utf8" })) as { opset: number; inputs: string[]; outputs: string[] };
-}
-
-interface TjsTensor {
-  data: BigInt64Array;
-}
-interface TjsModule {
-  env: { allowRemoteModels: boolean; allowLocalModels: boolean; localModelPath: string };
-  Tensor: new (type: string, data: BigInt64Array, dims: number[]) => unknown;
-  AutoModelForCausalLM: {
-    from_pretrained(
-      name: string,
-      options: Record<string, unknown>,
-    ): Promise<{ generate(o: Record<string, unknown>): Promise<TjsTensor>; dispose(): Promise<unknown> }>;
-  };
-}
-
-/** transformers.js' greedy continuation of `prompt` from the folder `dir`, loaded from disk only. */
-async function transformersJsGreedy(dir: string, prompt: readonly number[], maxNewTokens: number): Promise<number[]> {
-  const tjs = (await importEsm("@huggingface/transformers")) as TjsModule;
-  tjs.env.allowRemoteModels = false;
-  tjs.env.allowLocalModels = true;
-  tjs.env.localModelPath = path.dirname(dir);
-  // Optimum's layout keeps model.onnx at the top of the folder; transformers.js looks in onnx/ unless told.
-  const model = await tjs.AutoModelForCausalLM.from_pretrained(path.basename(dir), { subfolder: "", dtype: "fp32", device: "cpu" });
-  try {
-    const ids = new tjs.Tensor("int64", BigInt64Array.from(prompt.map(BigInt)), [1, prompt.length]);
-    const mask = new tjs.Tensor("int64", new BigInt64Array(prompt.length).fill(1n), [1, prompt.length]);
-    const out = await model.generate({ input_ids: ids, attention_mask: mask, max_new_tokens: maxNewTokens, do_sample: false, eos_token_id: null });
-    return Array.from(out.data, Number).slice(prompt.length);
-  } finally {
-    await model.dispose();
-  }
 }
 
 const cases: { arch: "llama" | "qwen2"; tied: boolean; lora: boolean; opset: number | undefined }[] = [
