@@ -3,3 +3,4 @@ export { exportModel, EXPORT_FORMATS, type ExportFormat, type ExportOptions, typ
 export { DEFAULT_ONNX_OPSET, optimumNames } from "./onnx";
 export { GGUF_OUTTYPES, type GgufOuttype } from "./gguf";
 export type { TorchDtype } from "./pytorch";
+export type { QuantMethod } from "./quantized";

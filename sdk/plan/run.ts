@@ -116,10 +116,10 @@ export class TrainedRun implements Displayable {
   }
 
   /**
-   * Exports the trained model to `dir`: "peft" (the adapter), "merged", "onnx", "pytorch" or "gguf" (the adapter
-   * merged; a full or freeze run exports its own model). See docs/export.md.
+   * Exports the trained model to `dir`: "peft" (the adapter), "merged", "onnx", "quantized", "pytorch" or "gguf" (the
+   * adapter merged; a full or freeze run exports its own model). See docs/export.md.
    */
-  export(dir: string, options: ExportOptions): ExportResult {
+  export(dir: string, options: ExportOptions): Promise<ExportResult> {
     const adapter = this.result.modelDir ? null : this.result.adapter;
     return exportModel(this.trainedBase(), adapter, dir, options);
   }

@@ -77,7 +77,11 @@ test("tunelab export refuses bad input with a message naming it", async () => {
   const out = path.join(tempDir(), "x");
   const cases: [string[], RegExp, number][] = [
     [["export", "--model", model.dir, "--out", out], /usage: tunelab export/, 2],
-    [["export", "--model", model.dir, "--format", "tflite", "--out", out], /--format must be one of peft, merged, onnx, pytorch, gguf, got "tflite"/, 1],
+    [
+      ["export", "--model", model.dir, "--format", "tflite", "--out", out],
+      /--format must be one of peft, merged, onnx, quantized, pytorch, gguf, got "tflite"/,
+      1,
+    ],
     [["export", "--model", model.dir, "--format", "onnx", "--outtype", "q4_0", "--out", out], /outtype applies to --format gguf, not onnx/, 1],
     [["export", "--model", model.dir, "--format", "gguf", "--outtype", "q3_k", "--out", out], /outtype must be one of f32, f16, q8_0, q4_0, got "q3_k"/, 1],
     [["export", "--model", model.dir, "--format", "onnx", "--opset", "seventeen", "--out", out], /--opset must be an integer/, 1],

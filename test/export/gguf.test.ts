@@ -171,7 +171,7 @@ for (const c of [
     const greedy = await tunelabGreedy(model, adapter, prompt, 24);
     const sequence = [...prompt, ...greedy];
 
-    const f16 = exportModel(model, adapter, path.join(tempDir(), "f16"), { format: "gguf", outtype: "f16" });
+    const f16 = await exportModel(model, adapter, path.join(tempDir(), "f16"), { format: "gguf", outtype: "f16" });
     assert.deepEqual(f16.files, ["Modelfile", "model-f16.gguf"]);
     assert.deepEqual(f16.warnings, []);
     const text = "Hello, world! 123";
@@ -199,7 +199,7 @@ for (const c of [
       ["q8_0", 0.5, 0.85],
       ["q4_0", 0.8, 0.85],
     ] as const) {
-      const q = exportModel(model, adapter, path.join(tempDir(), outtype), { format: "gguf", outtype });
+      const q = await exportModel(model, adapter, path.join(tempDir(), outtype), { format: "gguf", outtype });
       const qcpp = await llamaCpp(path.join(q.dir, `model-${outtype}.gguf`), prompt, 0, sequence, text, true);
       const twin = await tunelabLogits(new DequantizedWeights(model, adapter, outtype), sequence);
       const toTwin = worstDifference(qcpp.logits!, twin);
@@ -243,10 +243,10 @@ test("gguf quantisers: blocks reconstruct within half a step, and the Llama Q/K 
   assert.deepEqual(Array.from(permuteRotaryRows(Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7), 8, 1, 2)), [0, 2, 1, 3, 4, 6, 5, 7]);
 });
 
-test("gguf: a matrix whose rows are not whole 32-value blocks is refused for Q8_0 with the tensor named", () => {
+test("gguf: a matrix whose rows are not whole 32-value blocks is refused for Q8_0 with the tensor named", async () => {
   const odd = tempDir();
   createTinyModel({ arch: "qwen2", out: odd, seed: 1, hiddenSize: 48, numHeads: 4, numKvHeads: 2 }); // rows of 48 values
-  assert.throws(
+  await assert.rejects(
     () => exportModel(openModel(odd), null, path.join(tempDir(), "q"), { format: "gguf", outtype: "q8_0" }),
     /"model\.embed_tokens\.weight" has rows of 48 values; Q8_0 needs a multiple of 32/,
   );

@@ -40,7 +40,7 @@ for (const c of cases) {
     const model = tinyModel(c.arch, { tied: c.tied });
     const adapter = c.lora ? randomAdapter(model) : null;
     const out = path.join(tempDir(), "onnx");
-    const result = exportModel(model, adapter, out, { format: "onnx", opset: c.opset });
+    const result = await exportModel(model, adapter, out, { format: "onnx", opset: c.opset });
     for (const f of ["model.onnx", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"])
       assert.ok(result.files.includes(f), `${f} in ${result.files}`);
 
@@ -79,8 +79,14 @@ test(
   },
 );
 
-test("onnx: an opset the graph cannot be written for is an error naming the range", () => {
+test("onnx: an opset the graph cannot be written for is an error naming the range", async () => {
   const model = tinyModel("qwen2");
-  assert.throws(() => exportModel(model, null, path.join(tempDir(), "bad"), { format: "onnx", opset: 12 }), /opset must be an integer from 13 to 18, got 12/);
-  assert.throws(() => exportModel(model, null, path.join(tempDir(), "bad2"), { format: "gguf", opset: 17 }), /opset applies to --format onnx/);
+  await assert.rejects(
+    () => exportModel(model, null, path.join(tempDir(), "bad"), { format: "onnx", opset: 12 }),
+    /opset must be an integer from 13 to 18, got 12/,
+  );
+  await assert.rejects(
+    () => exportModel(model, null, path.join(tempDir(), "bad2"), { format: "gguf", opset: 17 }),
+    /opset applies to --format onnx or quantized, not gguf/,
+  );
 });

@@ -50,7 +50,7 @@ for (const c of [
       const model = tinyModel(c.arch, { tied: c.tied });
       const adapter = c.lora ? randomAdapter(model) : null;
       const out = path.join(tempDir(), "pt");
-      const result = exportModel(model, adapter, out, { format: "pytorch", dtype: c.dtype });
+      const result = await exportModel(model, adapter, out, { format: "pytorch", dtype: c.dtype });
       assert.ok(
         result.files.includes("pytorch_model.bin") && result.files.includes("config.json") && result.files.includes("tokenizer.json"),
         `${result.files}`,

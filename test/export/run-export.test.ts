@@ -28,14 +28,14 @@ test("run.export: peft is the run's adapter and onnx generates what the run gene
     .lora({ rank: 4 })
     .fit(base, { stage: "sft", lr: 1e-2, batchSize: 4, maxSteps: 4, saveSteps: 0, outputDir: path.join(tmp, "run"), live: false });
 
-  const peft = run.export(path.join(tmp, "peft"), { format: "peft" });
+  const peft = await run.export(path.join(tmp, "peft"), { format: "peft" });
   assert.deepEqual(peft.files, ["adapter_config.json", "adapter_model.safetensors"]);
   const saved = loadAdapter(peft.dir);
   for (const [p, w] of Object.entries(run.result.adapter.lora)) assert.deepEqual(saved.lora[p].B, w.B, p);
 
-  const onnx = run.export(path.join(tmp, "onnx"), { format: "onnx", opset: 15 });
+  const onnx = await run.export(path.join(tmp, "onnx"), { format: "onnx", opset: 15 });
   const prompt = base.base.tokenizer.encode("Add the two numbers.");
   const ours = await run.generator().generate(prompt, { maxNewTokens: 12, doSample: false, eosTokenIds: [] });
   assert.deepEqual(await transformersJsGreedy(onnx.dir, prompt, 12), ours.tokens);
-  assert.throws(() => run.export(path.join(tmp, "x"), { format: "gguf", dtype: "float16" }), /dtype applies to --format pytorch, not gguf/);
+  await assert.rejects(() => run.export(path.join(tmp, "x"), { format: "gguf", dtype: "float16" }), /dtype applies to --format pytorch, not gguf/);
 });
