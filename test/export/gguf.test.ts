@@ -222,6 +222,21 @@ for (const c of [
   });
 }
 
+test("gguf llama with Llama 3 rope scaling: llama.cpp reads the rope_freqs factors and its F16 greedy tokens equal tunelab's", async () => {
+  // A short original context, so at head_dim 16 all three frequency bands of the Llama 3 scaling occur.
+  const ropeScaling = { rope_type: "llama3" as const, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+  const model = tinyModel("llama", { seed: 4, ropeScaling });
+  const prompt = model.tokenizer.encode("A longer prompt, so that positions past the original context of sixty-four tokens are reached.");
+  const greedy = await tunelabGreedy(model, null, prompt, 24);
+  const out = await exportModel(model, null, path.join(tempDir(), "rope"), { format: "gguf", outtype: "f16" });
+  const cpp = await llamaCpp(path.join(out.dir, "model-f16.gguf"), prompt, 24, [...prompt, ...greedy], "x", false);
+  assert.ok(prompt.length + 24 > 64);
+  assert.deepEqual(cpp.greedy, greedy);
+  // The scaling matters here: the same weights without it continue differently.
+  const plain = tinyModel("llama", { seed: 4 });
+  assert.notDeepEqual(await tunelabGreedy(plain, null, prompt, 24), greedy);
+});
+
 test("gguf quantisers: blocks reconstruct within half a step, and the Llama Q/K permutation is a row permutation", () => {
   const rng = new Rng(1);
   const x = Float32Array.from({ length: 32 * 40 }, () => rng.normal() * Math.exp(rng.normal()));

@@ -3,6 +3,7 @@ import { after } from "node:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { RopeScaling } from "../../sdk/io/config";
 import { createTinyModel } from "../../sdk/io/tiny";
 import { loraModules, makeLoraConfig, type Adapter } from "../../sdk/models/lora";
 import { openModel, type BaseModel } from "../../sdk/models/model";
@@ -25,12 +26,13 @@ export function tempDir(prefix = "tunelab-export-"): string {
  * A tiny Llama or Qwen2 whose matrices have rows of 64 or 128 values (whole Q8_0/Q4_0 blocks of 32) and weights
  * large enough (std 0.2) that its next-token choices are clear-cut rather than near ties.
  */
-export function tinyModel(arch: "llama" | "qwen2", options: { tied?: boolean; seed?: number } = {}): BaseModel {
+export function tinyModel(arch: "llama" | "qwen2", options: { tied?: boolean; seed?: number; ropeScaling?: RopeScaling } = {}): BaseModel {
   const dir = tempDir(`tunelab-export-${arch}-`);
   createTinyModel({
     arch,
     out: dir,
     seed: options.seed ?? 3,
+    ropeScaling: options.ropeScaling ?? null,
     hiddenSize: 64,
     numLayers: 2,
     numHeads: 4,
