@@ -9,8 +9,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { initializerBytes, toOnnx } from "../graph/onnx";
-import type { Graph, TensorData, Value } from "../graph/ir";
+import { toOnnx } from "../graph/onnx";
+import type { Graph, Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { buildCachedDecoder, lmHead } from "../models/decoder";
 import type { ComputeDtype, WeightSource } from "../models/weights";
@@ -50,12 +50,25 @@ export interface OnnxExportResult {
   copied: string[];
 }
 
-/** Merged weights embedded as float32 initializers, each added to a graph once. */
-class EmbeddedWeights implements WeightSource {
+/** An external data file the weights are streamed into as the graph is built: fd, its name beside the model, the next offset. */
+interface DataSink {
+  fd: number;
+  location: string;
+  offset: number;
+}
+
+/**
+ * Merged weights as float32 initializers, each added to a graph once: in memory, or (with a sink) written to the
+ * external data file one tensor at a time, so a model past protobuf's 2 GB is never held whole.
+ */
+class ExportWeights implements WeightSource {
   readonly dtype: ComputeDtype = "float32";
   private readonly added = new Map<string, Value>();
 
-  constructor(private readonly weights: MergedWeights) {}
+  constructor(
+    private readonly weights: MergedWeights,
+    private readonly sink: DataSink | null,
+  ) {}
 
   has(name: string): boolean {
     return this.weights.has(name);
@@ -65,15 +78,26 @@ class EmbeddedWeights implements WeightSource {
     let v = this.added.get(name);
     if (!v) {
       const t = this.weights.get(name);
-      v = b.graph.initializer(name, { dtype: "float32", shape: t.shape, data: t.data });
+      if (!this.sink) v = b.graph.initializer(name, { dtype: "float32", shape: t.shape, data: t.data });
+      else {
+        const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        const offset = Math.ceil(this.sink.offset / 64) * 64;
+        let done = 0;
+        while (done < bytes.length) done += fs.writeSync(this.sink.fd, bytes, done, bytes.length - done, offset + done);
+        this.sink.offset = offset + bytes.length;
+        v = b.graph.initializer(name, { dtype: "float32", shape: t.shape, external: { location: this.sink.location, offset, length: bytes.length } });
+      }
       this.added.set(name, v);
     }
     return v;
   }
 }
 
-/** The Optimum-layout decoder graph with the merged weights as initializers. */
-export function buildOnnxExportGraph(weights: MergedWeights): Graph {
+/**
+ * The Optimum-layout decoder graph with the merged weights as initializers (in memory, or written to `sink`'s
+ * external data file as they are added).
+ */
+export function buildOnnxExportGraph(weights: MergedWeights, sink: DataSink | null = null): Graph {
   const config = weights.config;
   const b = new Builder();
   const kvShape = ["batch", config.numKeyValueHeads, "past", config.headDim];
@@ -84,7 +108,7 @@ export function buildOnnxExportGraph(weights: MergedWeights): Graph {
   // Declared per layer, key then value, in Optimum's order.
   const past = layers.map((l) => [b.graph.input(optimumNames.pastKey(l), "float32", kvShape), b.graph.input(optimumNames.pastValue(l), "float32", kvShape)]);
   const cache = { positionIds, pastKeys: past.map((p) => p[0]), pastValues: past.map((p) => p[1]) };
-  const source = new EmbeddedWeights(weights);
+  const source = new ExportWeights(weights, sink);
   const out = buildCachedDecoder(b, config, source, { inputIds, attentionMask }, cache, null);
   b.graph.output(lmHead(b, config, source, out.hidden), "logits");
   for (const l of layers) {
@@ -97,34 +121,20 @@ export function buildOnnxExportGraph(weights: MergedWeights): Graph {
 /** Writes `out`/model.onnx (+ model.onnx_data for big models) and the model's config and tokenizer files. */
 export function exportOnnx(weights: MergedWeights, out: string, options: OnnxExportOptions = {}): OnnxExportResult {
   const opset = options.opset ?? DEFAULT_ONNX_OPSET;
-  const graph = buildOnnxExportGraph(weights);
-  lowerToOpset(graph, opset);
   const file = path.join(out, "model.onnx");
-  const external = options.externalData ?? initializerBytes(graph) > EMBED_LIMIT;
-  let dataFile: string | null = null;
-  const producer = "tunelab";
-  if (!external) {
-    fs.writeFileSync(file, toOnnx(graph, { opset, producer }));
-  } else {
-    // Optimum's and transformers.js' name for the single external data file.
-    dataFile = `${file}_data`;
-    const location = path.basename(dataFile);
-    const replace = new Map<Value, TensorData>();
-    const fd = fs.openSync(dataFile, "w");
-    let offset = 0;
-    try {
-      for (const [value, t] of graph.initializers) {
-        if (!t.data || t.dtype !== "float32" || t.data.byteLength < 1024) continue;
-        offset = Math.ceil(offset / 64) * 64;
-        fs.writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), 0, t.data.byteLength, offset);
-        replace.set(value, { dtype: t.dtype, shape: t.shape, external: { location, offset, length: t.data.byteLength } });
-        offset += t.data.byteLength;
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.writeFileSync(file, toOnnx(graph, { opset, producer, replace }));
+  const weightBytes = weights.names().reduce((n, name) => n + weights.shape(name).reduce((a, d) => a * d, 4), 0);
+  const external = options.externalData ?? weightBytes > EMBED_LIMIT;
+  // Optimum's and transformers.js' name for the single external data file.
+  const dataFile = external ? `${file}_data` : null;
+  const sink = dataFile ? { fd: fs.openSync(dataFile, "w"), location: path.basename(dataFile), offset: 0 } : null;
+  let graph: Graph;
+  try {
+    graph = buildOnnxExportGraph(weights, sink);
+  } finally {
+    if (sink) fs.closeSync(sink.fd);
   }
+  lowerToOpset(graph, opset);
+  fs.writeFileSync(file, toOnnx(graph, { opset, producer: "tunelab" }));
   const copied = copyModelFiles(weights.model.dir, out);
   if (external) {
     // transformers.js reads external data only when config.json says so.
