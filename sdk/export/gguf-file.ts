@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 
 /** ggml tensor types tunelab writes (ggml.h `enum ggml_type`). */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPE;
 
 /** Elements per block and bytes per block of each type (ggml's type traits). */
@@ -14,6 +14,8 @@ export const GGML_BLOCK: Record<GgmlTypeName, { elements: number; bytes: number 
   F16: { elements: 1, bytes: 2 },
   Q4_0: { elements: 32, bytes: 18 },
   Q8_0: { elements: 32, bytes: 34 },
+  Q4_K: { elements: 256, bytes: 144 },
+  Q6_K: { elements: 256, bytes: 210 },
 };
 
 /** gguf value types (gguf.h `enum gguf_type`). */

@@ -8,14 +8,14 @@ import * as path from "node:path";
 import type { ModelConfig } from "../io/config";
 import { float32ToF16Bits } from "../util/float16";
 import { gv, writeGguf, type GgmlTypeName, type GgufTensor, type GgufValue } from "./gguf-file";
-import { quantizeQ4_0, quantizeQ8_0 } from "./gguf-quant";
+import { quantizeQ4_0, quantizeQ4_K, quantizeQ6_K, quantizeQ8_0 } from "./gguf-quant";
 import { tokenizerMetadata } from "./gguf-tokenizer";
 import type { MergedWeights } from "./merged-weights";
 import { ollamaModelfile } from "./modelfile";
 
-/** GGUF element types, named as convert_hf_to_gguf.py's --outtype. */
-export type GgufOuttype = "f32" | "f16" | "q8_0" | "q4_0";
-export const GGUF_OUTTYPES: readonly GgufOuttype[] = ["f32", "f16", "q8_0", "q4_0"];
+/** GGUF element types, named as convert_hf_to_gguf.py's --outtype (q4_k_m: llama-quantize's Q4_K_M mix). */
+export type GgufOuttype = "f32" | "f16" | "q8_0" | "q4_0" | "q4_k_m";
+export const GGUF_OUTTYPES: readonly GgufOuttype[] = ["f32", "f16", "q8_0", "q4_0", "q4_k_m"];
 
 /** llama.cpp's general.file_type (`enum llama_ftype`) and the type of 2-D weights, per outtype. */
 const OUTTYPE: Record<GgufOuttype, { fileType: number; matrix: GgmlTypeName }> = {
@@ -23,7 +23,29 @@ const OUTTYPE: Record<GgufOuttype, { fileType: number; matrix: GgmlTypeName }> =
   f16: { fileType: 1, matrix: "F16" },
   q8_0: { fileType: 7, matrix: "Q8_0" },
   q4_0: { fileType: 2, matrix: "Q4_0" },
+  q4_k_m: { fileType: 15, matrix: "Q4_K" },
 };
+
+/** llama-quant.cpp's use_more_bits: the layers whose attn_v / ffn_down Q4_K_M keeps in Q6_K. */
+function useMoreBits(layer: number, layers: number): boolean {
+  const eighth = Math.floor(layers / 8);
+  return layer < eighth || layer >= Math.floor((7 * layers) / 8) || (layer - eighth) % 3 === 2;
+}
+
+/**
+ * The ggml type of one matrix: `matrix`, except in Q4_K_M (as llama-quantize chooses) output, and attn_v and
+ * ffn_down of some layers, in Q6_K; a k-quant whose rows are not whole 256-value super-blocks falls back to Q8_0.
+ */
+function matrixType(hf: string, cols: number, outtype: GgufOuttype, layers: number, warnings: string[]): GgmlTypeName {
+  const { matrix } = OUTTYPE[outtype];
+  if (outtype !== "q4_k_m") return matrix;
+  const layer = Number(/^model\.layers\.(\d+)\./.exec(hf)?.[1] ?? -1);
+  const six = hf === "lm_head.weight" || ((/\.v_proj\.weight$/.test(hf) || /\.down_proj\.weight$/.test(hf)) && useMoreBits(layer, layers));
+  const type: GgmlTypeName = six ? "Q6_K" : "Q4_K";
+  if (cols % 256 === 0) return type;
+  warnings.push(`${hf}: rows of ${cols} values are not whole 256-value super-blocks; stored as Q8_0 instead of ${type}`);
+  return "Q8_0";
+}
 
 /** Options of exportGguf. */
 export interface GgufExportOptions {
@@ -150,6 +172,10 @@ function encode(data: Float32Array, type: GgmlTypeName): Uint8Array {
       return quantizeQ8_0(data);
     case "Q4_0":
       return quantizeQ4_0(data);
+    case "Q4_K":
+      return quantizeQ4_K(data);
+    case "Q6_K":
+      return quantizeQ6_K(data);
   }
 }
 
@@ -158,7 +184,7 @@ export function exportGguf(weights: MergedWeights, out: string, options: GgufExp
   const outtype = options.outtype ?? "f16";
   if (!OUTTYPE[outtype]) throw new Error(`gguf: outtype must be one of ${GGUF_OUTTYPES.join(", ")}, got ${JSON.stringify(outtype)}`);
   const config = weights.config;
-  const { fileType, matrix } = OUTTYPE[outtype];
+  const { fileType } = OUTTYPE[outtype];
   const warnings: string[] = [];
   const name = options.name ?? path.basename(weights.model.dir);
   const metadata = new Map<string, GgufValue>([
@@ -175,7 +201,7 @@ export function exportGguf(weights: MergedWeights, out: string, options: GgufExp
   if (factors) tensors.push({ name: "rope_freqs.weight", shape: [factors.length], type: "F32", data: () => bytesOf(factors) });
   for (const hf of weights.names()) {
     const shape = weights.shape(hf);
-    const type: GgmlTypeName = shape.length === 1 ? "F32" : matrix;
+    const type: GgmlTypeName = shape.length === 1 ? "F32" : matrixType(hf, shape[1], outtype, config.numHiddenLayers, warnings);
     if (type === "Q8_0" || type === "Q4_0") {
       if (shape[1] % 32 !== 0) throw new Error(`gguf ${outtype}: "${hf}" has rows of ${shape[1]} values; ${type} needs a multiple of 32 (use --outtype f16)`);
     }

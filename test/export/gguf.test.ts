@@ -9,7 +9,16 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { exportModel } from "../../sdk/export/export";
-import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from "../../sdk/export/gguf-quant";
+import {
+  dequantizeQ4_0,
+  dequantizeQ4_K,
+  dequantizeQ6_K,
+  dequantizeQ8_0,
+  quantizeQ4_0,
+  quantizeQ4_K,
+  quantizeQ6_K,
+  quantizeQ8_0,
+} from "../../sdk/export/gguf-quant";
 import { permuteRotaryRows } from "../../sdk/export/gguf";
 import { MergedWeights } from "../../sdk/export/merged-weights";
 import { createTinyModel } from "../../sdk/io/tiny";
@@ -110,7 +119,7 @@ class DequantizedWeights extends MergedWeights {
   constructor(
     model: BaseModel,
     adapter: Adapter | null,
-    private readonly type: "q8_0" | "q4_0",
+    private readonly type: "q8_0" | "q4_0" | "q4_k_m",
   ) {
     super(model, adapter);
   }
@@ -118,7 +127,11 @@ class DequantizedWeights extends MergedWeights {
   override get(name: string) {
     const t = super.get(name);
     if (t.shape.length === 1) return t;
-    return { shape: t.shape, data: this.type === "q8_0" ? dequantizeQ8_0(quantizeQ8_0(t.data)) : dequantizeQ4_0(quantizeQ4_0(t.data)) };
+    if (this.type === "q8_0") return { shape: t.shape, data: dequantizeQ8_0(quantizeQ8_0(t.data)) };
+    if (this.type === "q4_0") return { shape: t.shape, data: dequantizeQ4_0(quantizeQ4_0(t.data)) };
+    // Q4_K_M as llama-quantize mixes it: with 2 layers, use_more_bits keeps layer 1's attn_v and ffn_down in Q6_K.
+    const six = name === "lm_head.weight" || /^model\.layers\.1\.(self_attn\.v_proj|mlp\.down_proj)\.weight$/.test(name);
+    return { shape: t.shape, data: six ? dequantizeQ6_K(quantizeQ6_K(t.data)) : dequantizeQ4_K(quantizeQ4_K(t.data)) };
   }
 }
 
@@ -237,6 +250,33 @@ test("gguf llama with Llama 3 rope scaling: llama.cpp reads the rope_freqs facto
   assert.notDeepEqual(await tunelabGreedy(plain, null, prompt, 24), greedy);
 });
 
+test("gguf q4_k_m: llama.cpp reads the Q4_K/Q6_K mix; its logits follow the dequantised weights, not the originals", async () => {
+  // Rows of 256 and 512 values: whole k-quant super-blocks.
+  const dir = tempDir();
+  createTinyModel({ arch: "llama", out: dir, seed: 3, hiddenSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, initStd: 0.2 });
+  const model = openModel(dir);
+  const sequence = model.tokenizer.encode("The quick brown fox jumps over the lazy dog and keeps running far away");
+  const q = await exportModel(model, null, path.join(tempDir(), "k"), { format: "gguf", outtype: "q4_k_m" });
+  assert.deepEqual(q.warnings, []);
+  const cpp = await llamaCpp(path.join(q.dir, "model-q4_k_m.gguf"), [], 0, sequence, "x", true);
+  const twin = await tunelabLogits(new DequantizedWeights(model, null, "q4_k_m"), sequence);
+  const full = await tunelabLogits(new MergedWeights(model, null), sequence);
+  const toTwin = worstDifference(cpp.logits!, twin);
+  const toFull = worstDifference(cpp.logits!, full);
+  const withTwin = agreement(cpp.top, twin);
+  console.log(
+    `llama q4_k_m: largest logit difference ${toTwin.toFixed(3)} from the dequantised weights, ${toFull.toFixed(3)} from the originals; top-1 agreement ${withTwin.toFixed(3)}`,
+  );
+  assert.ok(toTwin < toFull / 3, `llama.cpp is not much closer to the Q4_K/Q6_K values (${toTwin}) than to the original weights (${toFull})`);
+  assert.ok(withTwin >= 0.8, `top-1 agreement with the dequantised weights ${withTwin}`);
+  // Rows that are not whole super-blocks fall back to Q8_0, with a warning naming the tensor.
+  const small = await exportModel(tinyModel("qwen2"), null, path.join(tempDir(), "k64"), { format: "gguf", outtype: "q4_k_m" });
+  assert.match(
+    small.warnings.join("\n"),
+    /model\.layers\.0\.self_attn\.q_proj\.weight: rows of 64 values are not whole 256-value super-blocks; stored as Q8_0 instead of Q4_K/,
+  );
+});
+
 test("gguf quantisers: blocks reconstruct within half a step, and the Llama Q/K permutation is a row permutation", () => {
   const rng = new Rng(1);
   const x = Float32Array.from({ length: 32 * 40 }, () => rng.normal() * Math.exp(rng.normal()));
@@ -252,6 +292,25 @@ test("gguf quantisers: blocks reconstruct within half a step, and the Llama Q/K 
       const amax = Math.max(...Array.from(block, Math.abs));
       const step = amax / steps;
       for (let j = 0; j < 32; j++) assert.ok(Math.abs(y[b * 32 + j] - block[j]) <= step * within + amax * 2e-3, `block ${b} value ${j}`);
+    }
+  }
+  // k-quants, per 256-value super-block: Q4_K has 15 steps across each 32-value sub-block's [min, max]; Q6_K 32
+  // steps per sign of each 16-value sub-block. Each value is within one of its sub-block's steps, plus the
+  // rounding of the sub-block scales (and mins) to 6 bits (Q4_K) or 8 bits (Q6_K) under the super-block scale.
+  const big = Float32Array.from({ length: 512 }, () => rng.normal() * Math.exp(rng.normal()));
+  const y4 = dequantizeQ4_K(quantizeQ4_K(big));
+  const y6 = dequantizeQ6_K(quantizeQ6_K(big));
+  for (let sb = 0; sb < 2; sb++) {
+    const at = (size: number, i: number) => Array.from(big.subarray(sb * 256 + i * size, sb * 256 + (i + 1) * size));
+    const steps4 = Array.from({ length: 8 }, (_, i) => (Math.max(...at(32, i)) - Math.min(0, ...at(32, i))) / 15);
+    const mins4 = Array.from({ length: 8 }, (_, i) => -Math.min(0, ...at(32, i)));
+    const steps6 = Array.from({ length: 16 }, (_, i) => Math.max(...at(16, i).map(Math.abs)) / 32);
+    for (let j = 0; j < 256; j++) {
+      const i = sb * 256 + j;
+      const b4 = steps4[j >> 5] + (15 * Math.max(...steps4)) / 126 + Math.max(...mins4) / 126 + 1e-6;
+      const b6 = steps6[j >> 4] + Math.max(...steps6) / 8 + 1e-6;
+      assert.ok(Math.abs(y4[i] - big[i]) <= b4, `Q4_K value ${i}: ${y4[i]} vs ${big[i]} (bound ${b4})`);
+      assert.ok(Math.abs(y6[i] - big[i]) <= b6, `Q6_K value ${i}: ${y6[i]} vs ${big[i]} (bound ${b6})`);
     }
   }
   // 2 heads of dimension 4, 1 column: rows [h0: a0 a1 b0 b1 | h1: ...] (halves) become interleaved pairs a0 b0 a1 b1.

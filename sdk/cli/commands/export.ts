@@ -1,7 +1,7 @@
 /**
  * `tunelab export --model DIR [--adapter DIR] --format peft|merged|onnx|quantized|pytorch|gguf --out DIR [--opset N]
  * [--bits 4|8] [--method rtn|gptq] [--block-size 32] [--calibration FILE] [--eval-data FILE]
- * [--outtype f16|q8_0|q4_0|f32] [--dtype float32|float16|bfloat16] [--overwrite] [--json]`: writes the model, with the
+ * [--outtype f16|q8_0|q4_0|q4_k_m|f32] [--dtype float32|float16|bfloat16] [--overwrite] [--json]`: writes the model, with the
  * adapter merged (or, for peft, the adapter alone), in a format another program loads; see docs/export.md.
  */
 import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
@@ -17,7 +17,7 @@ const USAGE =
   "usage: tunelab export --model DIR [--adapter DIR] --format " +
   EXPORT_FORMATS.join("|") +
   " --out DIR [--opset 17] [--bits 4|8] [--method rtn|gptq] [--block-size 32] [--calibration FILE] [--eval-data FILE]" +
-  " [--outtype f16|q8_0|q4_0|f32] [--dtype float32|float16|bfloat16] [--overwrite] [--json]";
+  " [--outtype f16|q8_0|q4_0|q4_k_m|f32] [--dtype float32|float16|bfloat16] [--overwrite] [--json]";
 const FLAGS = new Set([
   "model",
   "adapter",
