@@ -37,7 +37,7 @@ export interface ExportOptions {
   calibration?: readonly string[];
   /** quantized: texts to report perplexity on, float32 against quantised. */
   evaluation?: readonly string[];
-  /** gguf: f32, f16, q8_0 or q4_0 (default f16). */
+  /** gguf: f32, f16, q8_0, q4_0 or q4_k_m (default f16). */
   outtype?: GgufOuttype;
   /** pytorch: stored element type (default float32). */
   dtype?: TorchDtype;
