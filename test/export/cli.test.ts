@@ -83,7 +83,11 @@ test("tunelab export refuses bad input with a message naming it", async () => {
       1,
     ],
     [["export", "--model", model.dir, "--format", "onnx", "--outtype", "q4_0", "--out", out], /outtype applies to --format gguf, not onnx/, 1],
-    [["export", "--model", model.dir, "--format", "gguf", "--outtype", "q3_k", "--out", out], /outtype must be one of f32, f16, q8_0, q4_0, q4_k_m, got "q3_k"/, 1],
+    [
+      ["export", "--model", model.dir, "--format", "gguf", "--outtype", "q3_k", "--out", out],
+      /outtype must be one of f32, f16, q8_0, q4_0, q4_k_m, got "q3_k"/,
+      1,
+    ],
     [["export", "--model", model.dir, "--format", "onnx", "--opset", "seventeen", "--out", out], /--opset must be an integer/, 1],
     [["export", "--model", model.dir, "--format", "peft", "--out", out], /--format peft needs a PEFT adapter/, 1],
     [["export", "--model", model.dir, "--format", "onnx", "--out", out, "--quantize"], /unknown option --quantize/, 1],
