@@ -7,8 +7,8 @@ if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/
 fi
 apt-get update -qq
 # Jupyter for the kernel tests, Chromium for browser tests, PyTorch as the independent numerics reference,
-# scikit-learn and NLTK as the references of the classification and BLEU metrics.
+# scikit-learn and NLTK as the references of the classification and BLEU metrics, onnx's checker for exports.
 apt-get install -y -qq --no-install-recommends \
-  jupyter-notebook python3-nbclient python3-nbconvert python3-ipykernel chromium python3-torch python3-numpy python3-sklearn python3-nltk >/dev/null
+  jupyter-notebook python3-nbclient python3-nbconvert python3-ipykernel chromium python3-torch python3-numpy python3-sklearn python3-nltk python3-onnx >/dev/null
 # Mesa 22 (bookworm) is too old for onnxruntime's WebGPU provider; lavapipe from backports works.
 apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null

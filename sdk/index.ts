@@ -12,6 +12,7 @@ export { TrainedRun, type RunEvalOptions } from "./plan/run";
 export { Run, type OpenRunOptions } from "./plan/open-run";
 export { RunLogs, type LoggedStep, type RunLogData, type RunSource } from "./plan/run-logs";
 export { exportLlamaFactory, type LlamaFactoryExport, type LlamaFactoryExportOptions } from "./export/llamafactory";
+export { exportModel, EXPORT_FORMATS, type ExportFormat, type ExportOptions, type ExportResult } from "./export";
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
 export { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions, type MemoryEstimate } from "./train/estimate";

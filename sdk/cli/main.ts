@@ -12,10 +12,11 @@ import { command as exportRecipe } from "./commands/export-recipe";
 import { command as show } from "./commands/show";
 import { command as serve } from "./commands/serve";
 import { command as runNotebook } from "./commands/run";
+import { command as exportCmd } from "./commands/export";
 import { packageVersion } from "../util/package";
 
 /** Every subcommand, in the order `tunelab --help` lists them. */
-export const commands: CliCommand[] = [demo, train, evaluate, show, estimate, runNotebook, serve, exportRecipe, model, doctor, kernel];
+export const commands: CliCommand[] = [demo, train, evaluate, show, estimate, runNotebook, serve, exportCmd, exportRecipe, model, doctor, kernel];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

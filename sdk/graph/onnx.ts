@@ -16,6 +16,8 @@ export interface SerializeOptions {
   producer?: string;
   /** Initializers to write differently (e.g. as external data). */
   replace?: ReadonlyMap<Value, TensorData>;
+  /** Default-domain opset version to declare (default OPSET); the graph's ops must exist in that form there. */
+  opset?: number;
 }
 
 /** Returns the bytes of an ONNX model for `graph`. */
@@ -26,7 +28,7 @@ export function toOnnx(graph: Graph, options: SerializeOptions = {}): Uint8Array
   w.message(7, (g) => writeGraph(g, graph, options.replace));
   w.message(8, (o) => {
     o.string(1, "");
-    o.int(2, OPSET);
+    o.int(2, options.opset ?? OPSET);
   });
   for (const [domain, version] of Object.entries(options.extraOpsets ?? {})) {
     w.message(8, (o) => {

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { openWeights, SHARD_INDEX_NAME, Tensor, TensorInput, toFloat32, toFloat64, writeModelWeights } from "../io/safetensors";
-import { LoraSource, loraNames, mergeDoraInto, mergeLoraInto, resolveLora, type SavedParam } from "./lora";
+import { LoraSource, mergeModuleInto, resolveLora, type SavedParam } from "./lora";
 import type { BaseModel } from "./model";
 
 /** Options of writeMergedModel. */
@@ -68,10 +68,7 @@ export function writeMergedModel(base: BaseModel, lora: LoraSource, outDir: stri
       }
       // Sum in float32 (float64 for F64) and round once to the stored dtype; the writer converts F16/BF16.
       const w = t.dtype === "F64" ? toFloat64(t) : Float32Array.from(toFloat32(t));
-      const n = loraNames(m.path);
-      const [A, B] = [state.tensors.get(n.A)!, state.tensors.get(n.B)!];
-      if (m.dora) mergeDoraInto(w, A, B, state.tensors.get(n.magnitude)!, m.rank, m.inFeatures, m.outFeatures, m.scaling);
-      else mergeLoraInto(w, A, B, m.rank, m.inFeatures, m.outFeatures, m.scaling);
+      mergeModuleInto(w, m, state);
       tensors[name] = { dtype: t.dtype, shape: t.shape, data: w };
       merged.push(name);
     }

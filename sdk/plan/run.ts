@@ -3,6 +3,7 @@ import { evaluateModel } from "../eval/evaluate";
 import { EvalReport } from "../eval/report";
 import { chat, type ChatOptions, type ChatResult } from "../infer/chat";
 import { Generator } from "../infer/generate";
+import { exportModel, type ExportOptions, type ExportResult } from "../export/export";
 import { writeMergedModel, type MergeResult } from "../models/merge";
 import type { ChatMessage } from "../io/tokenizer";
 import type { TrainResult } from "../train/trainer";
@@ -112,6 +113,15 @@ export class TrainedRun implements Displayable {
   merge(outDir: string, options: { overwrite?: boolean } = {}): MergeResult {
     if (this.result.modelDir) throw new Error(`merge: this ${this.result.recipe.finetuning_type} run already wrote a full model to ${this.result.modelDir}`);
     return writeMergedModel(this.model.base, this.result.adapter, outDir, options);
+  }
+
+  /**
+   * Exports the trained model to `dir`: "peft" (the adapter), "merged", "onnx", "quantized", "pytorch" or "gguf" (the
+   * adapter merged; a full or freeze run exports its own model). See docs/export.md.
+   */
+  export(dir: string, options: ExportOptions): Promise<ExportResult> {
+    const adapter = this.result.modelDir ? null : this.result.adapter;
+    return exportModel(this.trainedBase(), adapter, dir, options);
   }
 
   [JUPYTER_DISPLAY](opts: DisplayOptions = {}): MimeBundle {

@@ -69,6 +69,12 @@ def rope_inv_freq(cfg, hd):
 
 def forward_loss(cfg, W, lora, scaling, ids, mask, labels):
     """Causal-LM loss of Llama/Qwen2 with LoRA terms added to every adapted linear (transformers' math)."""
+    logits = forward_logits(cfg, W, lora, scaling, ids, mask)
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def forward_logits(cfg, W, lora, scaling, ids, mask):
+    """Logits [batch, seq, vocab] of Llama/Qwen2 with LoRA terms added to every adapted linear (transformers' math)."""
     H = cfg["hidden_size"]
     nh = cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nh)
@@ -121,8 +127,7 @@ def forward_loss(cfg, W, lora, scaling, ids, mask, labels):
         x = x + linear(g, p + ".mlp.down_proj", mlp_bias)
     x = rms_norm(x, W["model.norm.weight"], eps)
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
-    logits = x @ head.T
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+    return x @ head.T
 
 
 def main():

@@ -78,3 +78,4 @@ export function mergeDoraInto(
     for (let i = 0; i < inF; i++) w[base + i] = factor * row[i];
   }
 }
+

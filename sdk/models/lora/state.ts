@@ -8,6 +8,7 @@ import type { InitializedTrainable } from "../forward";
 import { SCORE_WEIGHT } from "../tasks";
 import { Adapter, checkAdapterAgainstModel } from "./adapter";
 import { loraScaling } from "./config";
+import { mergeDoraInto, mergeLoraInto } from "./merge";
 import { LoraModule, loraNames, loraTrainables } from "./modules";
 
 /** Fixed LoRA weights: the modules and their tensors named as loraNames gives (as StepEngine holds them). */
@@ -87,4 +88,15 @@ export function adapterTrainables(config: ModelConfig, adapter: Adapter, withHea
     trainable.push({ name: SCORE_WEIGHT, shape: score.shape, init: score.data });
   }
   return { modules, trainable };
+}
+
+/** Merges one module of a LoRA state into its base weight W [out, in] in place: DoRA's rule for DoRA modules, else LoRA's. */
+export function mergeModuleInto(w: Float32Array | Float64Array, m: LoraModule, state: LoraState): void {
+  const n = loraNames(m.path);
+  const [a, b] = [state.tensors.get(n.A), state.tensors.get(n.B)];
+  if (!a || !b) throw new Error(`merge: the LoRA state has no ${!a ? n.A : n.B}`);
+  if (!m.dora) return mergeLoraInto(w, a, b, m.rank, m.inFeatures, m.outFeatures, m.scaling);
+  const magnitude = state.tensors.get(n.magnitude);
+  if (!magnitude) throw new Error(`merge: the DoRA module ${m.path} has no ${n.magnitude}`);
+  mergeDoraInto(w, a, b, magnitude, m.rank, m.inFeatures, m.outFeatures, m.scaling);
 }
