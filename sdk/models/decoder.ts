@@ -152,7 +152,7 @@ function decoderLayers(
   let salt = 0;
   const linear = (h: Value, layer: number, module: LinearModule, hasBias: boolean) => {
     const path = linearModulePath(layer, module);
-    let y = b.linear(h, weights.constant(b, `${path}.weight`), hasBias ? weights.constant(b, `${path}.bias`) : null);
+    let y = weights.linear(b, h, `${path}.weight`, hasBias ? weights.constant(b, `${path}.bias`) : null);
     const m = lora?.modules.get(path);
     if (m && lora) {
       const n = loraNames(path);
