@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { createTinyModel } from "../../sdk/io/tiny";
 import { QUANTIZED_WEIGHT, type QuantConfig } from "../../sdk/io/quantize";
@@ -96,6 +97,14 @@ async function compare(quant: QuantConfig, device: Device, gradientCheckpointing
 for (const quant of CONFIGS) {
   test(`${quant.type} base (block ${quant.blockSize}${quant.doubleQuant ? ", double quantisation" : ""}): loss and LoRA gradients equal the dequantised float32 model's on cpu`, async () => {
     await compare(quant, "cpu", false);
+  });
+}
+
+const hasVulkan = existsSync("/usr/share/vulkan/icd.d") && readdirSync("/usr/share/vulkan/icd.d").length > 0;
+
+for (const quant of [CONFIGS[0], CONFIGS[2]]) {
+  test(`${quant.type} base on webgpu: loss and LoRA gradients equal the dequantised float32 model's`, { skip: hasVulkan ? false : "no Vulkan driver installed" }, async () => {
+    await compare(quant, "webgpu", false);
   });
 }
 
