@@ -68,6 +68,27 @@ const NF4_LEVELS = levels(codeValues("nf4"));
 /** FP4's magnitudes (codes 0-7); the sign is bit 3. */
 const FP4_LEVELS = levels(codeValues("fp4"), (i) => i < 8);
 
+/** The 4-bit code of a value in [-1, 1] (already divided by its block's absmax). */
+function code4(type: "nf4" | "fp4", v: number): number {
+  return type === "nf4" ? nearest(NF4_LEVELS, v) : (v < 0 ? 8 : 0) | nearest(FP4_LEVELS, Math.abs(v));
+}
+
+/** Buckets of [-1, 1] for the fast path: most hold one code; those holding a level boundary (-1) take the exact search. */
+const LUT_SIZE = 8192;
+
+function lookupTable(type: "nf4" | "fp4"): Int8Array {
+  const bounds = type === "nf4" ? [...NF4_LEVELS.mids] : [0, ...[...FP4_LEVELS.mids].flatMap((m) => [m, -m])];
+  const lut = new Int8Array(LUT_SIZE);
+  for (let j = 0; j < LUT_SIZE; j++) {
+    const lo = -1 + (2 * j) / LUT_SIZE;
+    const hi = -1 + (2 * (j + 1)) / LUT_SIZE;
+    lut[j] = bounds.some((m) => m >= lo && m <= hi) ? -1 : code4(type, (lo + hi) / 2);
+  }
+  return lut;
+}
+
+const LUTS = { nf4: lookupTable("nf4"), fp4: lookupTable("fp4") };
+
 /** Quantises whole blocks of `data` (its length a multiple of blockSize). */
 export function quantizeBlocks(data: Float32Array, type: QuantType, blockSize: number): QuantizedBlocks {
   if (data.length % blockSize !== 0) throw new Error(`quantizeBlocks: ${data.length} values are not whole blocks of ${blockSize}`);
@@ -82,9 +103,11 @@ export function quantizeBlocks(data: Float32Array, type: QuantType, blockSize: n
       const absmax = Math.fround(Math.abs(extreme));
       scales[blk] = absmax;
       const inv = absmax === 0 ? 0 : Math.fround(1 / absmax);
+      const lut = LUTS[type];
       for (let i = from; i < from + blockSize; i++) {
         const v = Math.fround(data[i] * inv);
-        q[i] = type === "nf4" ? nearest(NF4_LEVELS, v) : (v < 0 ? 8 : 0) | nearest(FP4_LEVELS, Math.abs(v));
+        const fast = lut[Math.min(LUT_SIZE - 1, ((v + 1) * (LUT_SIZE / 2)) | 0)];
+        q[i] = fast >= 0 ? fast : code4(type, v);
       }
     } else {
       const zero = type === "int4" ? 8 : 128;
