@@ -68,8 +68,7 @@ export interface QuantizedMatrix {
 
 /** Float32 scales as an initializer, or double-quantised as bitsandbytes: 8-bit codes, per-256-block absmax, offset. */
 export type ScaleSource =
-  | { kind: "plain"; values: Value }
-  | { kind: "double"; codes: Value; absmax: Value; offset: Value; code: Value; blocks: number; blockSize: number };
+  { kind: "plain"; values: Value } | { kind: "double"; codes: Value; absmax: Value; offset: Value; code: Value; blocks: number; blockSize: number };
 
 /** A bool scalar that is true, computed from `like` at run time (everything gated on it waits for `like`). */
 function runtimeTrue(b: Builder, like: Value): Value {
@@ -117,7 +116,13 @@ export function quantizedLinear(b: Builder, x: Value, m: QuantizedMatrix): Value
   const shape = [...x.shape.slice(0, -1), m.n];
   const attrs = { K: int(m.k), N: int(m.n), block_size: int(m.blockSize) };
   if (m.type === "nf4" || m.type === "fp4") {
-    return b.graph.addNode("MatMulBnb4", [x, m.codes, scales], [{ dtype: x.dtype, shape }], { ...attrs, quant_type: int(m.type === "nf4" ? 1 : 0) }, "com.microsoft")[0];
+    return b.graph.addNode(
+      "MatMulBnb4",
+      [x, m.codes, scales],
+      [{ dtype: x.dtype, shape }],
+      { ...attrs, quant_type: int(m.type === "nf4" ? 1 : 0) },
+      "com.microsoft",
+    )[0];
   }
   const bits = QUANT_BITS[m.type];
   const blob = (m.blockSize * bits) / 8;

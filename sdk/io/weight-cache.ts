@@ -10,7 +10,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { float32ToF16Bits } from "../util/float16";
 import { QUANT_BITS, type QuantType } from "../graph/quant";
-import { checkQuantConfig, DOUBLE_QUANT_BLOCK, doubleDequantize, doubleQuantize, dequantizeBlocks, QUANTIZED_WEIGHT, quantizeBlocks, type QuantConfig } from "./quantize";
+import {
+  checkQuantConfig,
+  DOUBLE_QUANT_BLOCK,
+  doubleDequantize,
+  doubleQuantize,
+  dequantizeBlocks,
+  QUANTIZED_WEIGHT,
+  quantizeBlocks,
+  type QuantConfig,
+} from "./quantize";
 import { DTYPE_SIZE, toFloat32, type Dtype, type Tensor, type TensorSource } from "./safetensors";
 
 /** The element types a weight file holds. */
@@ -221,7 +230,9 @@ function quantizeTensor(source: TensorSource, name: string, quant: QuantConfig, 
   const [n, k] = info.shape;
   if (info.shape.length !== 2) throw new Error(`${source.path}: "${name}" has shape [${info.shape}]; a quantised linear weight must be a matrix`);
   if (k % quant.blockSize !== 0) {
-    throw new Error(`${source.path}: "${name}" has ${k} input features, not a multiple of the quantization block size ${quant.blockSize}; choose a block size dividing ${k}`);
+    throw new Error(
+      `${source.path}: "${name}" has ${k} input features, not a multiple of the quantization block size ${quant.blockSize}; choose a block size dividing ${k}`,
+    );
   }
   const bits = QUANT_BITS[quant.type];
   const numel = n * k;

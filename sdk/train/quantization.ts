@@ -6,11 +6,15 @@ import type { Recipe } from "./recipe-schema";
 const CAN = "tunelab quantises the base itself with quantization_method: bnb, quantization_bit 4 (nf4, fp4 or int4) or 8 (block-wise int8)";
 
 /** The quantisation a recipe asks for, or null for a 16/32-bit base; throws naming the option for what tunelab cannot honour. */
-export function quantConfigOf(recipe: Pick<Recipe, "quantization_method" | "quantization_type" | "double_quantization" | "quantization_block_size"> & { quantization_bit?: number }): QuantConfig | null {
+export function quantConfigOf(
+  recipe: Pick<Recipe, "quantization_method" | "quantization_type" | "double_quantization" | "quantization_block_size"> & { quantization_bit?: number },
+): QuantConfig | null {
   const bits = recipe.quantization_bit;
   if (bits === undefined || bits === null) return null;
   if (recipe.quantization_method !== "bnb") {
-    throw new Error(`quantization_method: "${recipe.quantization_method}" is not supported (it needs its own pre-quantised checkpoint or CUDA kernels); ${CAN}`);
+    throw new Error(
+      `quantization_method: "${recipe.quantization_method}" is not supported (it needs its own pre-quantised checkpoint or CUDA kernels); ${CAN}`,
+    );
   }
   if (bits !== 4 && bits !== 8) throw new Error(`quantization_bit: ${bits} is not supported; ${CAN}`);
   const blockSize = recipe.quantization_block_size;

@@ -64,7 +64,12 @@ test("a 4-bit (NF4) base trains, and its adapter improves the float32 base about
     await pass.release();
     return r.lossSum / r.count;
   };
-  const [fullBase, fullTuned, qBase, qTuned] = [await loss(false, untrained), await loss(false, trained), await loss(true, untrained), await loss(true, trained)];
+  const [fullBase, fullTuned, qBase, qTuned] = [
+    await loss(false, untrained),
+    await loss(false, trained),
+    await loss(true, untrained),
+    await loss(true, trained),
+  ];
   const gainOn4bit = qBase - qTuned;
   const gainOnFull = fullBase - fullTuned;
   assert.ok(gainOn4bit > 0.2 * qBase, `the adapter helps the 4-bit base: ${qBase} -> ${qTuned}`);
@@ -78,7 +83,10 @@ test("quantization options tunelab cannot honour are refused naming the option a
   assert.deepEqual(quantConfigOf({ ...base, quantization_bit: 8 }), { type: "int8", blockSize: 64, doubleQuant: true });
   assert.deepEqual(quantConfigOf({ ...base, quantization_bit: 4, quantization_type: "int4" }), { type: "int4", blockSize: 64, doubleQuant: true });
   for (const method of ["hqq", "eetq", "gptq", "awq"]) {
-    assert.throws(() => quantConfigOf({ ...base, quantization_bit: 4, quantization_method: method }), new RegExp(`quantization_method: "${method}" is not supported.*quantization_bit 4 \\(nf4, fp4 or int4\\) or 8`));
+    assert.throws(
+      () => quantConfigOf({ ...base, quantization_bit: 4, quantization_method: method }),
+      new RegExp(`quantization_method: "${method}" is not supported.*quantization_bit 4 \\(nf4, fp4 or int4\\) or 8`),
+    );
   }
   for (const bits of [2, 3]) assert.throws(() => quantConfigOf({ ...base, quantization_bit: bits }), new RegExp(`quantization_bit: ${bits} is not supported`));
   assert.throws(() => quantConfigOf({ ...base, quantization_bit: 4, quantization_block_size: 48 }), /quantization_block_size: 48 must be a power of two/);
