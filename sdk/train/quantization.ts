@@ -19,5 +19,7 @@ export function quantConfigOf(
   if (bits !== 4 && bits !== 8) throw new Error(`quantization_bit: ${bits} is not supported; ${CAN}`);
   const blockSize = recipe.quantization_block_size;
   if ((blockSize & (blockSize - 1)) !== 0) throw new Error(`quantization_block_size: ${blockSize} must be a power of two (bitsandbytes uses 64)`);
-  return { type: bits === 8 ? "int8" : recipe.quantization_type, blockSize, doubleQuant: recipe.double_quantization };
+  const type = bits === 8 ? "int8" : recipe.quantization_type;
+  // bitsandbytes double-quantises only its 4-bit formats' absmax; int4/int8 steps stay float32.
+  return { type, blockSize, doubleQuant: recipe.double_quantization && (type === "nf4" || type === "fp4") };
 }

@@ -80,8 +80,8 @@ test("a 4-bit (NF4) base trains, and its adapter improves the float32 base about
 test("quantization options tunelab cannot honour are refused naming the option and what it can do", () => {
   const base = { quantization_method: "bnb", quantization_type: "nf4" as const, double_quantization: true, quantization_block_size: 64 };
   assert.equal(quantConfigOf(base), null, "no quantization_bit: a 16/32-bit base");
-  assert.deepEqual(quantConfigOf({ ...base, quantization_bit: 8 }), { type: "int8", blockSize: 64, doubleQuant: true });
-  assert.deepEqual(quantConfigOf({ ...base, quantization_bit: 4, quantization_type: "int4" }), { type: "int4", blockSize: 64, doubleQuant: true });
+  assert.deepEqual(quantConfigOf({ ...base, quantization_bit: 8 }), { type: "int8", blockSize: 64, doubleQuant: false });
+  assert.deepEqual(quantConfigOf({ ...base, quantization_bit: 4, quantization_type: "int4" }), { type: "int4", blockSize: 64, doubleQuant: false });
   for (const method of ["hqq", "eetq", "gptq", "awq"]) {
     assert.throws(
       () => quantConfigOf({ ...base, quantization_bit: 4, quantization_method: method }),
