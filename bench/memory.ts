@@ -22,6 +22,7 @@ import type { HostTensor } from "../sdk/runtime/session";
 import { stateSlots, type OptimizerOptions } from "../sdk/train/optimizers";
 import { compileTrainStep, names } from "../sdk/train/step";
 import { quantConfigOf } from "../sdk/train/quantization";
+import { dequantChunk } from "../sdk/graph/quant";
 import { Rng } from "../sdk/util/random";
 
 /** One reading of /proc/self/status, in MiB, at `t` seconds since the start. */
@@ -100,6 +101,7 @@ parentPort.on("message", () => { clearInterval(timer); read(); parentPort.postMe
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (process.env.TUNELAB_DEQUANT_CHUNK) dequantChunk.values = Number(process.env.TUNELAB_DEQUANT_CHUNK);
   const start = Date.now();
   const sampler = new Worker(SAMPLER, { eval: true, workerData: { start } });
   const marks: Mark[] = [];

@@ -144,18 +144,50 @@ function matrixOf(node: Node): QuantizedMatrix & { scaleValues: Value } {
   return { type, n: attr("N"), k: attr("K"), blockSize: attr("block_size"), codes: flat, scales: { kind: "plain", values: scales! }, scaleValues: scales! };
 }
 
-/** dX = dY·W with W dequantised in the backward pass, gated on dY; the quantised weight itself is never differentiated. */
+/** Weights dequantised at a time in the backward pass (default 4M: 16 MiB of float32); graphs built later use a new value. */
+export const dequantChunk = { values: 1 << 22 };
+
+/**
+ * dX = dY·W with W dequantised in the backward pass, gated on dY, a chunk of rows at a time: dX = Σ dY[:, rows]·W[rows]
+ * keeps the float32 part of W at most dequantChunk.values values. The quantised weight itself is never differentiated.
+ */
 function quantizedMatMulGrad(b: Builder, node: Node, dys: readonly (Value | null)[], needs: readonly boolean[]): (Value | null)[] {
   if (needs.slice(1).some(Boolean)) throw new Error(`${node.op} (node ${node.index}): a quantised weight is frozen and has no gradient`);
   if (!needs[0]) return [null, null, null];
   const dy = dys[0]!;
   const m = matrixOf(node);
-  const w = dequantize(b, m, dy, b.cast(m.scaleValues, "float32"));
   const x = node.inputs[0]!;
   const flat = dy.rank === 2 ? dy : b.reshape(dy, [-1, m.n]);
-  let dx = b.gemm(flat, w);
-  if (x.rank !== 2) dx = b.reshapeTo(dx, b.shapeOf(x), x.shape);
+  const gate = runtimeTrue(b, flat);
+  const codes = gated(b, m.codes, gate);
+  const scales = b.cast(m.scaleValues, "float32");
+  const bytesPerRow = (m.k * QUANT_BITS[m.type]) / 8;
+  const blocksPerRow = m.k / m.blockSize;
+  const rows = Math.max(1, Math.floor(dequantChunk.values / m.k));
+  let dx: Value | null = null;
+  for (let r0 = 0; r0 < m.n; r0 += rows) {
+    const r1 = Math.min(m.n, r0 + rows);
+    const part: QuantizedMatrix = {
+      ...m,
+      n: r1 - r0,
+      codes: b.slice(codes, [r0 * bytesPerRow], [r1 * bytesPerRow], [0]),
+    };
+    const w = dequantizeGated(b, part, b.slice(scales, [r0 * blocksPerRow], [r1 * blocksPerRow], [0]), dy.dtype);
+    const dyRows = r0 === 0 && r1 === m.n ? flat : b.slice(flat, [r0], [r1], [1]);
+    const term = b.gemm(dyRows, w);
+    dx = dx ? b.add(dx, term) : term;
+  }
+  if (x.rank !== 2) dx = b.reshapeTo(dx!, b.shapeOf(x), x.shape);
   return [dx, null, null];
+}
+
+/** W [n, k] in `dtype` from codes that are already gated (no constant folding can reach them) and float32 scales. */
+function dequantizeGated(b: Builder, m: QuantizedMatrix, scales: Value, dtype: Value["dtype"]): Value {
+  const perByte = m.type === "int8" ? 1 : 2;
+  const table = b.constant(byteTable(m.type), perByte === 1 ? [256] : [256, 2], "float32", `${m.type}_byte_table`);
+  const values = b.gather(table, b.cast(m.codes, "int32"), 0);
+  const w = b.mul(b.reshape(values, [(m.n * m.k) / m.blockSize, m.blockSize]), b.unsqueeze(scales, [1]));
+  return b.cast(b.reshape(w, [m.n, m.k]), dtype);
 }
 
 /** Gradient rules of the quantised matrix products (the A input only). */
