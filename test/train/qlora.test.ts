@@ -70,6 +70,9 @@ test("a 4-bit (NF4) base trains, and its adapter improves the float32 base about
     await loss(true, untrained),
     await loss(true, trained),
   ];
+  console.log(
+    `perplexity on the first lines: float32 base ${Math.exp(fullBase).toFixed(2)}, NF4 base ${Math.exp(qBase).toFixed(2)}; with the adapter trained on NF4: float32 ${Math.exp(fullTuned).toFixed(2)}, NF4 ${Math.exp(qTuned).toFixed(2)}`,
+  );
   const gainOn4bit = qBase - qTuned;
   const gainOnFull = fullBase - fullTuned;
   assert.ok(gainOn4bit > 0.2 * qBase, `the adapter helps the 4-bit base: ${qBase} -> ${qTuned}`);
