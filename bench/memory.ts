@@ -1,5 +1,6 @@
 /**
- * `npm run bench:memory -- --preset NAME | --model DIR [--seq N] [--device cpu]`: a timeline of the process's
+ * `npm run bench:memory -- --preset NAME | --model DIR [--seq N] [--device cpu] [--gradient_checkpointing]
+ * [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps N]`: a timeline of the process's
  * memory (VmRSS and VmHWM from /proc/self/status) through the phases of a LoRA training run at real model sizes:
  * opening the model, building the train-step graph, creating its session, the first step and two more (LoRA
  * rank 16 on all linear layers, batch 1 x seq tokens, AdamW), with the same SDK calls a `tunelab train` run
@@ -20,6 +21,8 @@ import { sessionForGraph } from "../sdk/runtime/graph-session";
 import type { HostTensor } from "../sdk/runtime/session";
 import { stateSlots, type OptimizerOptions } from "../sdk/train/optimizers";
 import { compileTrainStep, names } from "../sdk/train/step";
+import { quantConfigOf } from "../sdk/train/quantization";
+import { dequantChunk } from "../sdk/graph/quant";
 import { Rng } from "../sdk/util/random";
 
 /** One reading of /proc/self/status, in MiB, at `t` seconds since the start. */
@@ -35,10 +38,23 @@ interface Mark extends Sample {
   file: number;
 }
 
-const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing]`;
+const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing] [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps 3]`;
 
-function parseArgs(argv: string[]): { preset?: string; model?: string; seq: number; device: Provider; checkpointing: boolean } {
-  const out: { preset?: string; model?: string; seq: number; device: Provider; checkpointing: boolean } = { seq: 512, device: "cpu", checkpointing: false };
+interface Args {
+  preset?: string;
+  model?: string;
+  seq: number;
+  device: Provider;
+  checkpointing: boolean;
+  /** QLoRA: the base's linears in 4 or 8 bits (bitsandbytes' defaults: NF4, blocks of 64, double quantisation). */
+  bits?: number;
+  quantType: "nf4" | "fp4" | "int4";
+  /** Optimizer steps to run (default 3). */
+  steps: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const out: Args = { seq: 512, device: "cpu", checkpointing: false, quantType: "nf4", steps: 3 };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--gradient_checkpointing") {
       out.checkpointing = true;
@@ -50,6 +66,9 @@ function parseArgs(argv: string[]): { preset?: string; model?: string; seq: numb
     else if (argv[i] === "--model") out.model = value;
     else if (argv[i] === "--seq") out.seq = Number(value);
     else if (argv[i] === "--device") out.device = value as Provider;
+    else if (argv[i] === "--quantization_bit") out.bits = Number(value);
+    else if (argv[i] === "--steps") out.steps = Number(value);
+    else if (argv[i] === "--quantization_type") out.quantType = value as Args["quantType"];
     else throw new Error(`unknown option ${argv[i]}\n${USAGE}`);
     i++;
   }
@@ -82,6 +101,7 @@ parentPort.on("message", () => { clearInterval(timer); read(); parentPort.postMe
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (process.env.TUNELAB_DEQUANT_CHUNK) dequantChunk.values = Number(process.env.TUNELAB_DEQUANT_CHUNK);
   const start = Date.now();
   const sampler = new Worker(SAMPLER, { eval: true, workerData: { start } });
   const marks: Mark[] = [];
@@ -109,9 +129,19 @@ async function main(): Promise<void> {
     const modules = loraModules(model.config, lora);
     const trainable = loraTrainables(modules, 0);
     const optimizer: OptimizerOptions = { name: "adamw", weightDecay: 0.01 };
+    const quant = quantConfigOf({
+      quantization_bit: args.bits,
+      quantization_method: "bnb",
+      quantization_type: args.quantType,
+      double_quantization: true,
+      quantization_block_size: 64,
+    });
+    const weights = model.weights.as("float32").quantized(quant);
+    weights.weightFile();
+    mark(quant ? `weight file (${quant.type}) ready` : "weight file ready");
     const forward = causalLMForward({
       config: model.config,
-      weights: model.weights.as("float32"),
+      weights,
       lora: modules,
       loraDropout: 0,
       gradientCheckpointing: args.checkpointing,
@@ -139,7 +169,7 @@ async function main(): Promise<void> {
       attention_mask: { dtype: "int64", shape, data: new BigInt64Array(args.seq).fill(1n) },
       labels: { dtype: "int64", shape, data: ids },
     };
-    for (let step = 1; step <= 3; step++) {
+    for (let step = 1; step <= args.steps; step++) {
       const t0 = performance.now();
       const out = await session.run({ ...batch, ...Object.fromEntries(state), [names.lr]: scalar(1e-4), [names.step]: scalar(step) });
       for (const t of trainable) {
@@ -170,7 +200,7 @@ async function main(): Promise<void> {
   const mb = (x: number) => x.toFixed(0).padStart(8);
   const width = Math.max(28, ...rows.map((r) => r.phase.length));
   console.log(
-    `memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}${args.checkpointing ? ", gradient checkpointing" : ""}, ${samples.length} samples`,
+    `memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}${args.checkpointing ? ", gradient checkpointing" : ""}${args.bits ? `, ${args.bits}-bit base (${args.bits === 8 ? "int8" : args.quantType})` : ""}, ${samples.length} samples`,
   );
   console.log(
     `${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"mapped".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`,
@@ -186,6 +216,8 @@ async function main(): Promise<void> {
       model: args.preset ?? dir,
       seq: args.seq,
       device: args.device,
+      quantization_bit: args.bits ?? null,
+      gradient_checkpointing: args.checkpointing,
       marks: rows.map((r) => ({ phase: r.phase, ...round(r), max_rss_in_phase: Math.round(r.maxRssInPhase) })),
       steps: results.map((r) => ({ ...r, ms: Math.round(r.ms) })),
       samples: kept.map(round),

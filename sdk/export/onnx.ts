@@ -91,6 +91,10 @@ class ExportWeights implements WeightSource {
     }
     return v;
   }
+
+  linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
+    return b.linear(x, this.constant(b, name), bias);
+  }
 }
 
 /**

@@ -30,7 +30,10 @@ export function toOnnx(graph: Graph, options: SerializeOptions = {}): Uint8Array
     o.string(1, "");
     o.int(2, options.opset ?? OPSET);
   });
-  for (const [domain, version] of Object.entries(options.extraOpsets ?? {})) {
+  // Every domain a node uses is imported (version 1 unless the options say otherwise), e.g. com.microsoft contrib ops.
+  const domains: Record<string, number> = {};
+  for (const node of graph.nodes) if (node.domain) domains[node.domain] = 1;
+  for (const [domain, version] of Object.entries({ ...domains, ...options.extraOpsets })) {
     w.message(8, (o) => {
       o.string(1, domain);
       o.int(2, version);

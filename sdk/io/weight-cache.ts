@@ -9,6 +9,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { float32ToF16Bits } from "../util/float16";
+import { QUANT_BITS, type QuantType } from "../graph/quant";
+import {
+  checkQuantConfig,
+  DOUBLE_QUANT_BLOCK,
+  doubleDequantize,
+  doubleQuantize,
+  dequantizeBlocks,
+  QUANTIZED_WEIGHT,
+  quantizeBlocks,
+  type QuantConfig,
+} from "./quantize";
 import { DTYPE_SIZE, toFloat32, type Dtype, type Tensor, type TensorSource } from "./safetensors";
 
 /** The element types a weight file holds. */
@@ -19,6 +30,20 @@ export interface WeightSlice {
   shape: number[];
   offset: number;
   length: number;
+  /** The slice's element type when it is not the file's (the parts of a quantised tensor). */
+  dtype?: "uint8" | "float32";
+}
+
+/** A block-quantised [n, k] linear weight in a weight file (see io/quantize.ts and graph/quant.ts). */
+export interface QuantizedSlices {
+  type: QuantType;
+  n: number;
+  k: number;
+  blockSize: number;
+  /** uint8, the packed codes of the flat [n, k] matrix. */
+  codes: WeightSlice;
+  /** float32 per-block scales, or their double quantisation (8-bit codes, absmax per 256, the offset; `blocks` scales). */
+  scales: WeightSlice | { codes: WeightSlice; absmax: WeightSlice; offset: WeightSlice; blocks: number };
 }
 
 /** A finished weight file: its absolute path and the slice of each tensor. */
@@ -26,6 +51,8 @@ export interface WeightFile {
   file: string;
   dtype: WeightFileDtype;
   tensors: ReadonlyMap<string, WeightSlice>;
+  /** The quantised linear weights (absent from `tensors`), when the file was made with a QuantConfig. */
+  quantized: ReadonlyMap<string, QuantizedSlices>;
 }
 
 const FORMAT = 1;
@@ -46,13 +73,19 @@ interface IndexFile {
   /** The checkpoint files this was made from (to drop the entry when they are gone). */
   sources: string[];
   tensors: Record<string, WeightSlice>;
+  quantized?: Record<string, QuantizedSlices>;
 }
 
-/** The weight file of `source` in `dtype`, converting the checkpoint tensor by tensor the first time. */
-export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = cacheRoot()): WeightFile {
+/**
+ * The weight file of `source` in `dtype`, converting the checkpoint tensor by tensor the first time. With `quant`,
+ * the decoder layers' linear weights are block-quantised instead (one tensor at a time, in chunks: the float32 model
+ * never exists), and the settings are part of the cache key.
+ */
+export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = cacheRoot(), quant?: QuantConfig): WeightFile {
+  if (quant) checkQuantConfig(quant);
   const names = source.names();
   const files = [...new Set(names.map((n) => source.info(n).file))].map((f) => path.resolve(f)).sort();
-  const dir = path.join(root, "weights", cacheKey(files, dtype));
+  const dir = path.join(root, "weights", cacheKey(files, dtype, quant));
   const existing = readIndex(dir);
   if (existing) return existing;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
@@ -60,11 +93,18 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
   const tmp = fs.mkdtempSync(`${dir}.tmp-`);
   try {
     const tensors: Record<string, WeightSlice> = {};
+    const quantized: Record<string, QuantizedSlices> = {};
     const fd = fs.openSync(path.join(tmp, DATA), "w");
     try {
       let offset = 0;
       for (const name of names) {
         offset = Math.ceil(offset / ALIGN) * ALIGN;
+        if (quant && QUANTIZED_WEIGHT.test(name)) {
+          const q = quantizeTensor(source, name, quant, fd, offset);
+          quantized[name] = q.slices;
+          offset = q.end;
+          continue;
+        }
         const length = convertTensor(source, name, dtype, fd, offset);
         tensors[name] = { shape: source.info(name).shape, offset, length };
         offset += length;
@@ -73,7 +113,7 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
     } finally {
       fs.closeSync(fd);
     }
-    const index: IndexFile = { format: FORMAT, dtype, sources: files, tensors };
+    const index: IndexFile = { format: FORMAT, dtype, sources: files, tensors, ...(quant ? { quantized } : {}) };
     fs.writeFileSync(path.join(tmp, INDEX), JSON.stringify(index));
     // The rename publishes the entry whole: a killed run leaves only a *.tmp-* folder, never a partial entry.
     try {
@@ -90,9 +130,35 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
   return made;
 }
 
+/**
+ * The float32 values a quantised weight of a weight file stands for, [n, k] flat: exactly what the graphs compute
+ * (for tests, and to compare a quantised base with the full-precision one).
+ */
+export function dequantizedWeight(file: WeightFile, name: string): Float32Array {
+  const q = file.quantized.get(name);
+  if (!q) throw new Error(`${file.file}: "${name}" is not a quantised weight`);
+  const fd = fs.openSync(file.file, "r");
+  try {
+    const bytes = (s: WeightSlice) => {
+      const out = new Uint8Array(s.length);
+      if (fs.readSync(fd, out, 0, s.length, s.offset) !== s.length) throw new Error(`${file.file}: "${name}" is cut short`);
+      return out;
+    };
+    const f32 = (s: WeightSlice) => new Float32Array(bytes(s).buffer);
+    const scales =
+      "blocks" in q.scales
+        ? doubleDequantize({ codes: bytes(q.scales.codes), absmax: f32(q.scales.absmax), offset: f32(q.scales.offset)[0] }, q.scales.blocks)
+        : f32(q.scales);
+    return dequantizeBlocks(bytes(q.codes), scales, q.type, q.blockSize);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** A key that changes when any checkpoint file is replaced or rewritten (path, inode, size, modification and change times). */
-function cacheKey(files: readonly string[], dtype: WeightFileDtype): string {
-  const h = createHash("sha256").update(`tunelab-weights/${FORMAT}/${dtype}`);
+function cacheKey(files: readonly string[], dtype: WeightFileDtype, quant?: QuantConfig): string {
+  const settings = quant ? `/${quant.type}/${quant.blockSize}/${quant.doubleQuant ? "double" : "single"}` : "";
+  const h = createHash("sha256").update(`tunelab-weights/${FORMAT}/${dtype}${settings}`);
   for (const f of files) {
     const s = fs.statSync(f);
     h.update(`\n${f}\t${s.ino}\t${s.size}\t${s.mtimeMs}\t${s.ctimeMs}`);
@@ -109,7 +175,7 @@ function readIndex(dir: string): WeightFile | null {
   }
   const file = path.join(dir, DATA);
   if (index.format !== FORMAT || !fs.existsSync(file)) return null;
-  return { file, dtype: index.dtype, tensors: new Map(Object.entries(index.tensors)) };
+  return { file, dtype: index.dtype, tensors: new Map(Object.entries(index.tensors)), quantized: new Map(Object.entries(index.quantized ?? {})) };
 }
 
 /** Removes cache entries whose checkpoint files no longer exist (test models in temporary folders, deleted models). */
@@ -150,6 +216,77 @@ function convertTensor(source: TensorSource, name: string, dtype: WeightFileDtyp
       written += out.byteLength;
     }
     return written;
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+/**
+ * Quantises one linear weight into the file at `position`, reading it in chunks of whole blocks: codes first, then
+ * the block scales (plain, or double-quantised once all of them are known). Returns the slices and the end offset.
+ */
+function quantizeTensor(source: TensorSource, name: string, quant: QuantConfig, fd: number, position: number): { slices: QuantizedSlices; end: number } {
+  const info = source.info(name);
+  const [n, k] = info.shape;
+  if (info.shape.length !== 2) throw new Error(`${source.path}: "${name}" has shape [${info.shape}]; a quantised linear weight must be a matrix`);
+  if (k % quant.blockSize !== 0) {
+    throw new Error(
+      `${source.path}: "${name}" has ${k} input features, not a multiple of the quantization block size ${quant.blockSize}; choose a block size dividing ${k}`,
+    );
+  }
+  const bits = QUANT_BITS[quant.type];
+  const numel = n * k;
+  const blocks = numel / quant.blockSize;
+  const scales = new Float32Array(blocks);
+  const chunk = Math.max(quant.blockSize, Math.floor(CHUNK_ELEMENTS / quant.blockSize) * quant.blockSize);
+  let written = 0;
+  forEachChunk(source, name, chunk, (start, values) => {
+    const q = quantizeBlocks(values, quant.type, quant.blockSize);
+    scales.set(q.scales, start / quant.blockSize);
+    writeAll(fd, q.codes, position + written);
+    written += q.codes.byteLength;
+  });
+  const codes: WeightSlice = { shape: [(numel * bits) / 8], offset: position, length: written, dtype: "uint8" };
+  let at = position + written;
+  const put = (bytes: Uint8Array, shape: number[], dtype: "uint8" | "float32"): WeightSlice => {
+    at = Math.ceil(at / 64) * 64;
+    writeAll(fd, bytes, at);
+    const slice = { shape, offset: at, length: bytes.byteLength, dtype };
+    at += bytes.byteLength;
+    return slice;
+  };
+  const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  let scaleSlices: QuantizedSlices["scales"];
+  if (quant.doubleQuant && bits === 4 && quant.type !== "int4") {
+    const d = doubleQuantize(scales);
+    scaleSlices = {
+      codes: put(d.codes, [d.codes.length], "uint8"),
+      absmax: put(f32(d.absmax), [d.codes.length / DOUBLE_QUANT_BLOCK], "float32"),
+      offset: put(f32(Float32Array.of(d.offset)), [1], "float32"),
+      blocks,
+    };
+  } else scaleSlices = put(f32(scales), [blocks], "float32");
+  return { slices: { type: quant.type, n, k, blockSize: quant.blockSize, codes, scales: scaleSlices }, end: at };
+}
+
+/** Calls `each` with consecutive float32 chunks of a tensor (`chunk` elements, the last one shorter). */
+function forEachChunk(source: TensorSource, name: string, chunk: number, each: (start: number, values: Float32Array) => void): void {
+  const info = source.info(name);
+  if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+    throw new Error(`${source.path}: "${name}" has dtype ${info.dtype}; model weights must be F32, F16, BF16 or F64`);
+  }
+  const inSize = DTYPE_SIZE[info.dtype];
+  const numel = info.byteLength / inSize;
+  const src = fs.openSync(info.file, "r");
+  try {
+    for (let start = 0; start < numel; start += chunk) {
+      const count = Math.min(chunk, numel - start);
+      const bytes = new Uint8Array(count * inSize);
+      if (fs.readSync(src, bytes, 0, bytes.length, info.byteOffset + start * inSize) !== bytes.length) {
+        throw new Error(`${info.file}: "${name}" is cut short (the file ends inside the tensor)`);
+      }
+      each(start, toFloat32({ dtype: info.dtype, shape: [count], data: typedView(info.dtype, bytes) }));
+    }
   } finally {
     fs.closeSync(src);
   }

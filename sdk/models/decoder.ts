@@ -147,11 +147,10 @@ function decoderLayers(
   const linear = (h: Value, layer: number, module: LinearModule, hasBias: boolean) => {
     const path = linearModulePath(layer, module);
     const bias = hasBias ? weights.constant(b, `${path}.bias`) : null;
-    const weight = weights.constant(b, `${path}.weight`);
-    const y = b.linear(h, weight, bias);
+    const y = weights.linear(b, h, `${path}.weight`, bias);
     const m = lora?.modules.get(path);
     // LoRA adds its term to y; DoRA also takes the dense weight (for its norm) and the bias (PEFT's base output is y - bias).
-    return m && lora ? adaptedLinear(b, { x: h, y, bias, weight: () => weight }, m, lora, ++salt) : y;
+    return m && lora ? adaptedLinear(b, { x: h, y, bias, weight: () => weights.constant(b, `${path}.weight`) }, m, lora, ++salt) : y;
   };
 
   const presentKeys: Value[] = [];

@@ -1,9 +1,11 @@
 /** Where decoder graphs take model weights from: the checkpoint's frozen weights, or trainable inputs replacing some. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
+import { quantizedLinear, QUANT_BITS, type QuantizedMatrix, type ScaleSource } from "../graph/quant";
 import { expectedWeights, type ModelConfig } from "../io/config";
+import { DOUBLE_QUANT_BLOCK, DYNAMIC_CODE, QUANTIZED_WEIGHT, type QuantConfig } from "../io/quantize";
 import { toFloat32, TensorSource } from "../io/safetensors";
-import { weightFile, type WeightFile } from "../io/weight-cache";
+import { weightFile, type QuantizedSlices, type WeightFile, type WeightSlice } from "../io/weight-cache";
 
 /** The element type a graph computes in: float32, or float16 (GPU providers; trainable tensors stay float32). */
 export type ComputeDtype = "float32" | "float16";
@@ -20,6 +22,17 @@ export interface WeightSource {
   has(name: string): boolean;
   /** The weight `name` as a graph value in `dtype`, in the checkpoint's layout (linears [out, in]). */
   constant(b: Builder, name: string): Value;
+  /** x @ Wᵀ (+ bias) for the [out, in] linear weight `name`: a dense Gemm, or a quantised kernel for a quantised base. */
+  linear(b: Builder, x: Value, name: string, bias: Value | null): Value;
+}
+
+/** A linear through a quantised base's kernel when `name` is quantised there, else the dense Gemm. */
+function linearOf(source: WeightSource, b: Builder, x: Value, name: string, bias: Value | null, quantized?: QuantizedMatrix): Value {
+  if (!quantized) return b.linear(x, source.constant(b, name), bias);
+  const flat = x.rank === 2 ? x : b.reshape(x, [-1, quantized.k]);
+  let y = quantizedLinear(b, flat, quantized);
+  if (x.rank !== 2) y = b.reshapeTo(y, b.concat([b.slice(b.shapeOf(x), [0], [-1], [0]), b.int64s([quantized.n])], 0), [...x.shape.slice(0, -1), quantized.n]);
+  return bias ? b.add(y, bias) : y;
 }
 
 /** Base weights with some of them replaced by trainable graph inputs (float32 master copies, cast where used). */
@@ -41,6 +54,10 @@ export class TrainableWeights implements WeightSource {
     const t = this.trainable.get(name);
     return t ? b.cast(t, this.dtype) : this.frozen.constant(b, name);
   }
+
+  linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
+    return this.trainable.has(name) ? b.linear(x, this.constant(b, name), bias) : this.frozen.linear(b, x, name, bias);
+  }
 }
 
 /**
@@ -50,20 +67,37 @@ export class TrainableWeights implements WeightSource {
 export class FrozenWeights implements WeightSource {
   private file?: WeightFile;
 
-  /** @param dtype what `constant()` emits; `as()` gives a view in another dtype. */
+  /** @param dtype what `constant()` emits; `as()` gives a view in another dtype; `quant` block-quantises the decoder linears. */
   constructor(
     private readonly source: TensorSource,
     readonly dtype: ComputeDtype = "float32",
     private readonly cacheDir?: string,
+    readonly quant: QuantConfig | null = null,
   ) {}
 
   /** The same weights, emitted in another compute dtype. */
   as(dtype: ComputeDtype): FrozenWeights {
-    return dtype === this.dtype ? this : new FrozenWeights(this.source, dtype, this.cacheDir);
+    return dtype === this.dtype ? this : new FrozenWeights(this.source, dtype, this.cacheDir, this.quant);
+  }
+
+  /** The same weights with the decoder layers' linear weights block-quantised (QLoRA), or dense again with null. */
+  quantized(quant: QuantConfig | null): FrozenWeights {
+    return new FrozenWeights(this.source, this.dtype, this.cacheDir, quant);
   }
 
   has(name: string): boolean {
     return this.source.has(name);
+  }
+
+  /** The weight file (made on first use: converted, and with a QuantConfig quantised, tensor by tensor). */
+  weightFile(): WeightFile {
+    this.file ??= weightFile(this.source, this.dtype, this.cacheDir, this.quant ?? undefined);
+    return this.file;
+  }
+
+  linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
+    const q = this.quant ? this.weightFile().quantized.get(name) : undefined;
+    return linearOf(this, b, x, name, bias, q && quantizedMatrix(b, this.weightFile().file, name, q));
   }
 
   /** One tensor as float32 in its file layout, read from the checkpoint now (not kept). */
@@ -77,8 +111,9 @@ export class FrozenWeights implements WeightSource {
 
   /** Adds `name` to a graph as an initializer backed by the weight file (frozen: never an input, never differentiated). */
   constant(b: Builder, name: string): Value {
-    this.file ??= weightFile(this.source, this.dtype, this.cacheDir);
+    this.file = this.weightFile();
     const slice = this.file.tensors.get(name);
+    if (!slice && this.file.quantized.has(name)) throw new Error(`${this.source.path}: "${name}" is quantised in this base; use linear()`);
     if (!slice) throw new Error(`${this.source.path}: no tensor "${name}"`);
     return b.graph.initializer(name, { dtype: this.dtype, shape: slice.shape, external: { location: this.file.file, offset: slice.offset, length: slice.length } });
   }
@@ -94,8 +129,15 @@ export class ShapeOnlyWeights implements WeightSource {
   constructor(
     config: ModelConfig,
     readonly dtype: ComputeDtype = "float32",
+    readonly quant: QuantConfig | null = null,
   ) {
     this.shapes = expectedWeights(config);
+  }
+
+  linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
+    const shape = this.shapes.get(name);
+    if (!this.quant || !shape || !QUANTIZED_WEIGHT.test(name)) return linearOf(this, b, x, name, bias);
+    return linearOf(this, b, x, name, bias, quantizedMatrix(b, "(planning only)", name, planningSlices(shape, this.quant)));
   }
 
   has(name: string): boolean {
@@ -108,4 +150,41 @@ export class ShapeOnlyWeights implements WeightSource {
     const length = shape.reduce((a, d) => a * d, 1) * (this.dtype === "float32" ? 4 : 2);
     return b.graph.initializer(name, { dtype: this.dtype, shape, external: { location: "(planning only)", offset: 0, length } });
   }
+}
+
+/** Adds a quantised weight's parts to a graph as initializers backed by the weight file. */
+function quantizedMatrix(b: Builder, file: string, name: string, q: QuantizedSlices): QuantizedMatrix {
+  const init = (part: string, s: WeightSlice, dtype: "uint8" | "float32") =>
+    b.graph.initializer(`${name}.${part}`, { dtype, shape: s.shape, external: { location: file, offset: s.offset, length: s.length } });
+  const s = q.scales;
+  const scales: ScaleSource =
+    "blocks" in s
+      ? {
+          kind: "double",
+          codes: init("absmax_codes", s.codes, "uint8"),
+          absmax: init("absmax_absmax", s.absmax, "float32"),
+          offset: init("absmax_offset", s.offset, "float32"),
+          code: b.constant(DYNAMIC_CODE, [256], "float32", "dynamic_code"),
+          blocks: s.blocks,
+          blockSize: DOUBLE_QUANT_BLOCK,
+        }
+      : { kind: "plain", values: init("absmax", s, "float32") };
+  return { type: q.type, n: q.n, k: q.k, blockSize: q.blockSize, codes: init("codes", q.codes, "uint8"), scales };
+}
+
+/** The slices a quantised [n, k] weight would have (sizes only), for planning graphs. */
+function planningSlices(shape: number[], quant: QuantConfig): QuantizedSlices {
+  const [n, k] = shape;
+  const blocks = (n * k) / quant.blockSize;
+  const slice = (count: number, bytes: number): WeightSlice => ({ shape: [count], offset: 0, length: count * bytes });
+  const padded = Math.ceil(blocks / DOUBLE_QUANT_BLOCK) * DOUBLE_QUANT_BLOCK;
+  const double = quant.doubleQuant && (quant.type === "nf4" || quant.type === "fp4");
+  return {
+    type: quant.type,
+    n,
+    k,
+    blockSize: quant.blockSize,
+    codes: slice((n * k * QUANT_BITS[quant.type]) / 8, 1),
+    scales: double ? { codes: slice(padded, 1), absmax: slice(padded / DOUBLE_QUANT_BLOCK, 4), offset: slice(1, 4), blocks } : slice(blocks, 4),
+  };
 }

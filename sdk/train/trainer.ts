@@ -4,6 +4,7 @@
  * this file; logging, diagnostics, early stopping and fp16 loss scaling subscribe to the trainer callbacks, in one
  * list with the caller's. Signals belong to the entry points: they abort `signal`, and the run stops at a step boundary.
  */
+import { quantConfigOf } from "./quantization";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Dataset, SplitDatasets } from "../data/dataset";
@@ -261,7 +262,7 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
   const modules = lora ? loraModules(model.config, loraConfig) : [];
   const trainable = lora ? loraTrainables(modules, recipe.seed, from, model.weights) : weightTrainables(model, recipe);
   if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
-  const weights = model.weights.as(recipe.fp16 ? "float16" : "float32");
+  const weights = model.weights.as(recipe.fp16 ? "float16" : "float32").quantized(quantConfigOf(recipe));
   const ctx = { config: model.config, weights, lora: modules, loraDropout: recipe.lora_dropout, gradientCheckpointing: recipe.gradient_checkpointing };
   const forwardOf = cls ? classificationForward : causalLMForward;
   const engine = StepEngine.create({

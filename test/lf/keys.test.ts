@@ -157,7 +157,10 @@ test(
   { skip: !optionSpec("quantization_bit") && "quantization_* rows are added by another branch" },
   async () => {
     const out = path.join(tmp, "saves-qlora");
-    const recipe = readRecipe(writeRecipe("lf_qlora_sft.yaml", lfQloraRecipe({ model, dataDir, out })));
+    // Linears whose widths are multiples of bitsandbytes' block of 64, as every real model's are.
+    const wide = path.join(tmp, "tiny-llama-64");
+    createTinyModel({ arch: "llama", out: wide, seed: 0, hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKvHeads: 2 });
+    const recipe = readRecipe(writeRecipe("lf_qlora_sft.yaml", lfQloraRecipe({ model: wide, dataDir, out })));
     const result = await train(recipe);
     assert.ok(result.steps > 0);
     assert.ok(fs.existsSync(path.join(out, "adapter_model.safetensors")));

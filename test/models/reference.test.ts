@@ -1,10 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { createTinyModel } from "../../sdk/io/tiny";
+import { QUANTIZED_WEIGHT, type QuantConfig } from "../../sdk/io/quantize";
+import { openWeights, toFloat32, writeSafetensors } from "../../sdk/io/safetensors";
+import { dequantizedWeight } from "../../sdk/io/weight-cache";
 import { openModel } from "../../sdk/models/model";
 import { loraModules, loraNames, loraTrainables, makeLoraConfig } from "../../sdk/models/lora";
 import { causalLMForward } from "../../sdk/models/tasks";
@@ -36,8 +39,16 @@ const int64 = (rows: number[][]) => ({ dtype: "int64" as const, shape: [rows.len
 // Llama 3.1-style rope scaling with a short original context, so all three frequency bands occur at head_dim 8 with rope_theta 10000 (wavelengths 6, 63, 628, 6283 against bands 16 and 64).
 const llama3Rope = { rope_type: "llama3" as const, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
 
-for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", llama3Rope]] as const) {
-  const label = `${arch}${ropeScaling ? " with llama3 rope_scaling" : ""}`;
+/** QLoRA: the 4-bit model against PyTorch running the float32 model whose linears are the dequantised values. */
+const nf4: QuantConfig = { type: "nf4", blockSize: 32, doubleQuant: true };
+
+for (const [arch, ropeScaling, quant] of [
+  ["llama", null, null],
+  ["qwen2", null, null],
+  ["llama", llama3Rope, null],
+  ["qwen2", null, nf4],
+] as const) {
+  const label = `${arch}${ropeScaling ? " with llama3 rope_scaling" : ""}${quant ? " on an NF4 base (PyTorch on the dequantised weights)" : ""}`;
   test(`${label}: loss and LoRA gradients match an independent PyTorch implementation`, { skip: hasTorch ? false : "python3-torch is not installed" }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), `tunelab-ref-${arch}-`));
     createTinyModel({ arch, out: dir, seed: 11, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, tieWordEmbeddings: arch === "qwen2", initStd: 0.2, ropeScaling });
@@ -48,7 +59,9 @@ for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", l
     const rng = new Rng(5);
     const trainable = loraTrainables(modules, 3).map((t) => ({ ...t, init: t.name.endsWith("lora_B") ? Float32Array.from(t.init, () => rng.normal() * 0.1) : t.init }));
 
-    const session = await sessionForGraph(compileGradStep(causalLMForward({ config: model.config, weights: model.weights, lora: modules, loraDropout: 0 }), trainable));
+    const weights = model.weights.quantized(quant);
+    const reference = quant ? dequantizedCopy(dir, weights.weightFile()) : dir;
+    const session = await sessionForGraph(compileGradStep(causalLMForward({ config: model.config, weights, lora: modules, loraDropout: 0 }), trainable));
     const feeds: Record<string, HostTensor> = { input_ids: int64(batch.inputIds), attention_mask: int64(batch.attentionMask), labels: int64(batch.labels) };
     for (const t of trainable) feeds[names.param(t.name)] = { dtype: "float32", shape: t.shape, data: t.init };
     const out = await session.run(feeds);
@@ -57,7 +70,7 @@ for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", l
     const loss = Number(out[names.lossSum].data[0]) / count;
 
     const spec = {
-      model: dir,
+      model: reference,
       scaling: modules[0].scaling,
       lora: Object.fromEntries(trainable.map((t) => [t.name, chunk(Array.from(t.init), t.shape[1])])),
       input_ids: batch.inputIds,
@@ -84,6 +97,20 @@ for (const [arch, ropeScaling] of [["llama", null], ["qwen2", null], ["llama", l
     assert.ok(existsSync(dir));
     console.log(`${label}: loss ${loss.toFixed(6)} (ref ${ref.loss.toFixed(6)}), worst relative gradient error ${worst.toExponential(2)}`);
   });
+}
+
+/** A copy of the model folder whose quantised linears hold their dequantised float32 values. */
+function dequantizedCopy(dir: string, file: ReturnType<ReturnType<typeof openModel>["weights"]["weightFile"]>): string {
+  const out = mkdtempSync(path.join(tmpdir(), "tunelab-ref-dequantized-"));
+  const source = openWeights(dir);
+  const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+  for (const name of source.names()) {
+    const t = source.read(name);
+    tensors[name] = { dtype: "F32", shape: t.shape, data: QUANTIZED_WEIGHT.test(name) ? dequantizedWeight(file, name) : Float32Array.from(toFloat32(t)) };
+  }
+  writeSafetensors(path.join(out, "model.safetensors"), tensors);
+  copyFileSync(path.join(dir, "config.json"), path.join(out, "config.json"));
+  return out;
 }
 
 function chunk(values: number[], cols: number): number[][] {

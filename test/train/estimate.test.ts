@@ -8,6 +8,7 @@ import { Builder } from "../../sdk/graph/ops";
 import { main } from "../../sdk/cli/main";
 import { parseSize } from "../../sdk/cli/commands/estimate";
 import { readModelConfig } from "../../sdk/io/config";
+import { presetConfig } from "../../sdk/io/presets";
 import { createTinyModel } from "../../sdk/io/tiny";
 import { Model } from "../../sdk/plan/model";
 import { JUPYTER_DISPLAY } from "../../sdk/viz/display";
@@ -74,6 +75,20 @@ test("tunelab estimate: a verdict, sizes with units, and a clear refusal of what
   } finally {
     console.log = original;
   }
-  await assert.rejects(main(["estimate", "--preset", "qwen2.5-0.5b-instruct", "--quantization_bit", "4"]), /not implemented yet/);
+  await assert.rejects(main(["estimate", "--preset", "qwen2.5-0.5b-instruct", "--quantization_bit", "3"]), /--quantization_bit must be 4 or 8/);
   await assert.rejects(main(["estimate", "--preset", "nope"]), /--preset must be one of/);
+});
+
+test("a 4-bit base: linears at about 4.1 bits per weight (NF4 codes, double-quantised scales), 8-bit in between", () => {
+  const config = presetConfig("deepseek-r1-distill-qwen-7b");
+  const options = { seq: 256, gradientCheckpointing: true };
+  const full = estimateTrainingMemory(config, options);
+  const q4 = estimateTrainingMemory(config, { ...options, quantizationBit: 4 });
+  const q8 = estimateTrainingMemory(config, { ...options, quantizationBit: 8 });
+  // lm_head stays float32 (152064 x 3584); the mapped embedding costs only the batch's rows; 6.53e9 linear weights.
+  const lmHead = 152064 * 3584 * 4;
+  const linears = 28 * (3584 * 3584 * 2 + 512 * 3584 * 2 + 3 * 18944 * 3584);
+  assert.ok(Math.abs(q4.weights - lmHead - linears * (0.5 + 1 / 64 + 4 / (64 * 256))) < 2e6, `4-bit weights ${q4.weights}`);
+  assert.ok(Math.abs(q8.weights - lmHead - linears * (1 + 4 / 64)) < 2e6, `8-bit weights ${q8.weights}`);
+  assert.ok(q4.total < q8.total && q8.total < full.total);
 });

@@ -1,5 +1,5 @@
 /**
- * `tunelab estimate --model DIR | --preset NAME [--rank R] [--batch B] [--seq T] [--fp16] [--gradient_checkpointing] [--memory 24GiB]`: the
+ * `tunelab estimate --model DIR | --preset NAME [--rank R] [--batch B] [--seq T] [--fp16] [--gradient_checkpointing] [--quantization_bit 4|8] [--memory 24GiB]`: the
  * predicted peak memory of a LoRA training step by part, and whether it fits, before anything is loaded.
  */
 import * as os from "node:os";
@@ -10,7 +10,7 @@ import { isPresetName, presetConfig, PRESET_NAMES } from "../../io/presets";
 import { estimateTrainingMemory, MemoryEstimateView } from "../../train/estimate";
 import { parseOption } from "../../train/recipe-check";
 
-const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16 | --bf16] [--gradient_checkpointing] [--memory SIZE] [--json]`;
+const USAGE = `usage: tunelab estimate (--model DIR | --preset ${PRESET_NAMES.join("|")}) [--rank 16] [--batch 1] [--seq 512] [--fp16 | --bf16] [--gradient_checkpointing] [--quantization_bit 4|8] [--memory SIZE] [--json]`;
 const FLAGS = new Set([
   "model",
   "preset",
@@ -26,9 +26,6 @@ const FLAGS = new Set([
   "quantization_bit",
   "gradient_checkpointing",
 ]);
-const NOT_YET: Record<string, string> = {
-  quantization_bit: "4- and 8-bit frozen weights are not implemented yet",
-};
 
 export const command: CliCommand = {
   name: "estimate",
@@ -40,7 +37,6 @@ export const command: CliCommand = {
       console.log(USAGE);
       return 0;
     }
-    for (const [key, why] of Object.entries(NOT_YET)) if (flags[key] !== undefined) throw new Error(`--${key}: ${why}, so it cannot be estimated`);
     const { model, preset } = flags;
     if ((typeof model === "string") === (typeof preset === "string")) throw new Error(`give exactly one of --model and --preset\n${USAGE}`);
     if (typeof preset === "string" && !isPresetName(preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(", ")}, got "${preset}"`);
@@ -54,6 +50,7 @@ export const command: CliCommand = {
       // bf16 recipes train in float32 (no bfloat16 matrix kernels in onnxruntime), so they are estimated as such.
       halfPrecision: flags.fp16 === true,
       gradientCheckpointing: flags.gradient_checkpointing === true,
+      quantizationBit: quantizationBitFlag(flags.quantization_bit),
       budgetBytes,
     };
     if (flags.bf16 === true && flags.fp16 === true) throw new Error("give at most one of --fp16 and --bf16");
@@ -63,13 +60,20 @@ export const command: CliCommand = {
       return 0;
     }
     const budgetName = memoryFlag === undefined ? "this machine's memory" : String(memoryFlag);
-    const title = `${typeof model === "string" ? model : preset}: LoRA r${options.rank} on every linear, AdamW, batch ${options.batch} x ${options.seq}, ${options.halfPrecision ? "16-bit" : "float32"}${options.gradientCheckpointing ? ", gradient checkpointing" : ""} (budget: ${budgetName})`;
+    const title = `${typeof model === "string" ? model : preset}: LoRA r${options.rank} on every linear, AdamW, batch ${options.batch} x ${options.seq}, ${options.halfPrecision ? "16-bit" : "float32"}${options.gradientCheckpointing ? ", gradient checkpointing" : ""}${options.quantizationBit ? `, ${options.quantizationBit}-bit base (${options.quantizationBit === 4 ? "NF4" : "int8"})` : ""} (budget: ${budgetName})`;
     if (flags.bf16 === true)
       console.log("bf16: onnxruntime has no bfloat16 matrix kernels on cpu or webgpu, so tunelab trains bf16 recipes in float32; estimated as float32");
     console.log(new MemoryEstimateView(estimate, title).text());
     return estimate.fits ? 0 : 3;
   },
 };
+
+/** --quantization_bit: absent, 4 or 8. */
+function quantizationBitFlag(value: string | boolean | string[] | undefined): 4 | 8 | undefined {
+  if (value === undefined) return undefined;
+  if (value === "4" || value === "8") return Number(value) as 4 | 8;
+  throw new Error(`--quantization_bit must be 4 or 8 (tunelab's bnb-style NF4 / int8 bases), got "${value}"`);
+}
 
 /** "24GiB", "24GB", "512MiB" or a number of bytes. */
 export function parseSize(text: string): number {

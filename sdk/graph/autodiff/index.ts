@@ -5,6 +5,7 @@
  */
 import { isFloat, Node, RecomputeRegion, Value } from "../ir";
 import { Builder } from "../ops";
+import { quantRules } from "../quant";
 import { GradRule } from "./rule";
 import { elementwiseRules } from "./rules/elementwise";
 import { linalgRules } from "./rules/linalg";
@@ -17,6 +18,7 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
   ...reduceRules,
   ...linalgRules,
   ...shapeRules,
+  ...quantRules,
 };
 
 /**
