@@ -16,6 +16,7 @@ export { exportModel, EXPORT_FORMATS, type ExportFormat, type ExportOptions, typ
 
 export { train, type TrainOptions, type TrainResult } from "./train/trainer";
 export { estimateTrainingMemory, MemoryEstimateView, type EstimateOptions, type MemoryEstimate } from "./train/estimate";
+export { PRESET_NAMES, presetConfig, type PresetName } from "./io/presets";
 export { readRecipe, recipeToYaml, resolveRecipe, RECIPE_DEFAULTS, type Recipe, type RecipeInput } from "./train/recipe";
 export { RECIPE_SCHEMA, type OptionSpec, type RecipeKey } from "./train/recipe-schema";
 export type { Diagnostic, EvalEvent, SkippedStepEvent, StartInfo, StepEvent, StopReason, TrainerCallbacks, TrainerControl } from "./train/callbacks";

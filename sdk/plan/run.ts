@@ -1,6 +1,7 @@
 /** The value fit() resolves to: the trained adapter, its history, evaluation, chat and export. */
 import { evaluateModel } from "../eval/evaluate";
 import { EvalReport } from "../eval/report";
+import { evaluate, type DataEvaluation, type EvaluateOptions } from "../eval/evaluate-data";
 import { chat, type ChatOptions, type ChatResult } from "../infer/chat";
 import { Generator } from "../infer/generate";
 import { exportModel, type ExportOptions, type ExportResult } from "../export/export";
@@ -21,6 +22,12 @@ export interface RunEvalOptions {
   /** Metrics to keep (default all): accuracy, f1, perplexity, loss, precision, recall. */
   metrics?: readonly string[];
   batchSize?: number;
+}
+
+/** Options of TrainedRun.evaluateGeneration: evaluate()'s options, on one of the run's splits. */
+export interface RunGenerationEvalOptions extends Omit<EvaluateOptions, "adapter" | "device"> {
+  /** Which split (default "val"). */
+  split?: "val" | "test";
 }
 
 /** A finished (or stopped) training run. */
@@ -94,6 +101,17 @@ export class TrainedRun implements Displayable {
       });
     }
     return new EvalReport({ split, step: this.steps, numExamples: examples.length, metrics: pick(e.metrics, options.metrics) });
+  }
+
+  /**
+   * Generation (and language-model) metrics of the trained adapter on the val (or test) split: bleu, rouge, chrf,
+   * exact_match, fr, diqa, stop_rate, custom metrics...; with `withBase`, base and tuned answers side by side.
+   */
+  async evaluateGeneration(options: RunGenerationEvalOptions): Promise<DataEvaluation> {
+    const { split = "val", ...rest } = options;
+    const rows = this.result.data.splits[split];
+    if (rows.length === 0) throw new Error(`evaluateGeneration: the ${split} split is empty; split the data with .split({ ${split}: 0.1 })`);
+    return evaluate(this.trainedBase(), rows, { ...rest, adapter: this.result.adapter, device: this.result.recipe.device });
   }
 
   /** Generator with the trained adapter applied (created on first use). */
