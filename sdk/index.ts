@@ -20,6 +20,7 @@ export { RECIPE_SCHEMA, type OptionSpec, type RecipeKey } from "./train/recipe-s
 export type { Diagnostic, EvalEvent, SkippedStepEvent, StartInfo, StepEvent, StopReason, TrainerCallbacks, TrainerControl } from "./train/callbacks";
 export { createTinyModel, type TinyModelOptions } from "./io/tiny";
 export { EvalReport } from "./eval/report";
+export { evaluate, DataEvaluation, type EvaluateOptions } from "./eval/evaluate-data";
 export { serve, type ServeOptions, type ServerHandle } from "./infer/server";
 export { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "./viz/display";
 export type { Device } from "./runtime/device";
@@ -30,5 +31,7 @@ export * as data from "./data";
 export * as io from "./io";
 export * as lora from "./models/lora";
 export * as evaluation from "./eval";
+/** Every metric, usable without a model: metrics.classification, metrics.bleu, metrics.fr, metrics.compare, ... */
+export * as metrics from "./eval/public-metrics";
 export * as viz from "./viz";
 export * as graph from "./graph";

@@ -11,6 +11,7 @@ import { dataFilesOf } from "../data/load";
 import type { TokenizedExample } from "../data/tokenize";
 import type { Row } from "../data/types";
 import { Evaluation, evaluateExamples } from "../eval/evaluate";
+import { predictWithGenerate } from "../eval/predict-with-generate";
 import { ForwardPass } from "../infer/forward-pass";
 import { Adapter, adapterFrom, loadAdapter, loraConfigOf, loraModules, LoraModule, loraTrainables } from "../models/lora";
 import type { TrainableSpec } from "../models/forward";
@@ -115,6 +116,15 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   let val: Evaluation | null = null;
   const validate = async () => {
     val = await evaluate(data.val);
+    if (recipe.predict_with_generate && recipe.stage === "sft" && tuned.lora) {
+      const opts = {
+        samples: recipe.eval_generate_samples,
+        maxNewTokens: recipe.max_new_tokens,
+        batchSize: recipe.per_device_eval_batch_size,
+        device: recipe.device,
+      };
+      Object.assign(val.metrics, (await predictWithGenerate(model, tuned.lora ? tuned.adapter() : null, data.val, opts)).metrics);
+    }
     evals.push({ step: state.globalStep, epoch: state.epoch, loss: val.loss, metrics: val.metrics });
     await events.emit("onEval", evals[evals.length - 1]);
   };

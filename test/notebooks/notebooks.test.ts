@@ -248,6 +248,25 @@ test("02-r1-sft-chat.ipynb runs in the tunelab kernel: R1-style SFT with a live 
   console.log(`02-r1-sft-chat.ipynb: executed in ${ran.seconds.toFixed(1)} s, final train loss ${loss}, ${JSON.stringify(after)}`);
 });
 
+test("03-evaluation.ipynb runs in the tunelab kernel: base vs tuned with intervals and p-values, FR, classification", { skip, timeout: 240_000 }, async () => {
+  const ran = await execute("03-evaluation.ipynb", { steps: 60, clsSteps: 30, maxNewTokens: 16 });
+  const nb = ran.nb;
+  assertRanCleanly(nb);
+  const html = (re: RegExp, what: string) => htmlOf(outputsOf(cellWhere(nb, (src) => re.test(src), what), "execute_result")[0] ?? {});
+  const tuned = html(/^tunedReport$/m, "the tuned report cell");
+  assert.match(tuned, /95% CI/, "headline metrics carry bootstrap intervals");
+  assert.match(tuned, />stop_rate</);
+  const cmp = html(/^comparison$/m, "the comparison cell");
+  for (const col of ["p (paired bootstrap)", "base answer", "tuned answer", "reference"]) assert.ok(cmp.includes(`>${col}<`), `comparison shows ${col}`);
+  const fr = html(/metrics\.compare\(frA, frB/, "the FR comparison cell");
+  assert.match(fr, />fr</);
+  assert.match(fr, /2023年净利润为1\.2亿元/, "the references are shown (escaped text, not markup)");
+  const cls = html(/^clsReport$/m, "the classification report cell");
+  assert.match(cls, /class="tunelab-plot"/, "the confusion matrix is drawn as a heatmap");
+  assert.match(cls, />f1_macro</);
+  console.log(`03-evaluation.ipynb: executed in ${ran.seconds.toFixed(1)} s`);
+});
+
 test(
   "a shorthand property naming a variable from an earlier cell ({ steps }) works (the kernel expands it for tslab)",
   { skip, timeout: 60_000 },
