@@ -63,7 +63,7 @@ test("01-quickstart runs in the Jupyter Notebook web UI: Run All from the Cell m
   try {
     await page.goto(`${server!.baseUrl}notebooks/01-quickstart.ipynb?token=${server!.token}`);
     // The kernel is up when the indicator says idle (tslab compiles its first cell lazily, so this is seconds).
-    await page.waitForSelector("#kernel_indicator_icon.kernel_idle", { timeout: 60_000 });
+    await page.waitForSelector("#kernel_indicator_icon.kernel_idle_icon", { state: "attached", timeout: 60_000 });
     assert.match((await page.textContent(".kernel_indicator_name")) ?? "", /tunelab/i, "the notebook opened in the tunelab kernel");
 
     // Record every step value the live view's <progress> bar shows while the cells run.
@@ -81,7 +81,7 @@ test("01-quickstart runs in the Jupyter Notebook web UI: Run All from the Cell m
     await page.waitForFunction(
       `(() => {
         const prompts = [...document.querySelectorAll(".code_cell .input_prompt")].map((p) => p.textContent);
-        return prompts.length > 0 && prompts.every((t) => /In\\s*\\[\\d+\\]/.test(t)) && !!document.querySelector("#kernel_indicator_icon.kernel_idle");
+        return prompts.length > 0 && prompts.every((t) => /In\\s*\\[\\d+\\]/.test(t)) && !!document.querySelector("#kernel_indicator_icon.kernel_idle_icon");
       })()`,
       undefined,
       { timeout: 120_000, polling: 250 },
