@@ -56,64 +56,68 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test("01-quickstart runs in the Jupyter Notebook web UI: Run All from the Cell menu, a Plotly chart renders, the live view updates", { skip, timeout: 150_000 }, async () => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  const pageErrors: string[] = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
-  try {
-    await page.goto(`${server!.baseUrl}notebooks/01-quickstart.ipynb?token=${server!.token}`);
-    // The kernel is up when the indicator says idle (tslab compiles its first cell lazily, so this is seconds).
-    await page.waitForSelector("#kernel_indicator_icon.kernel_idle_icon", { state: "attached", timeout: 60_000 });
-    assert.match((await page.textContent(".kernel_indicator_name")) ?? "", /tunelab/i, "the notebook opened in the tunelab kernel");
+test(
+  "01-quickstart runs in the Jupyter Notebook web UI: Run All from the Cell menu, a Plotly chart renders, the live view updates",
+  { skip, timeout: 150_000 },
+  async () => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    try {
+      await page.goto(`${server!.baseUrl}notebooks/01-quickstart.ipynb?token=${server!.token}`);
+      // The kernel is up when the indicator says idle (tslab compiles its first cell lazily, so this is seconds).
+      await page.waitForSelector("#kernel_indicator_icon.kernel_idle_icon", { state: "attached", timeout: 60_000 });
+      assert.match((await page.textContent(".kernel_indicator_name")) ?? "", /tunelab/i, "the notebook opened in the tunelab kernel");
 
-    // Record every step value the live view's <progress> bar shows while the cells run.
-    await page.evaluate(`(() => {
+      // Record every step value the live view's <progress> bar shows while the cells run.
+      await page.evaluate(`(() => {
       window.__steps = new Set();
       const seen = () => document.querySelectorAll(".output_area progress").forEach((p) => window.__steps.add(Number(p.getAttribute("value"))));
       new MutationObserver(seen).observe(document.querySelector("#notebook-container"), { subtree: true, childList: true, attributes: true });
     })()`);
 
-    // Through the UI: open the Cell menu and choose Run All.
-    await page.click("#celllink");
-    await page.click("#run_all_cells > a");
+      // Through the UI: open the Cell menu and choose Run All.
+      await page.click("#celllink");
+      await page.click("#run_all_cells > a");
 
-    // Done when every code cell shows its execution count ("In [n]:", not "In [*]:") and the kernel is idle.
-    await page.waitForFunction(
-      `(() => {
+      // Done when every code cell shows its execution count ("In [n]:", not "In [*]:") and the kernel is idle.
+      await page.waitForFunction(
+        `(() => {
         const prompts = [...document.querySelectorAll(".code_cell .input_prompt")].map((p) => p.textContent);
         return prompts.length > 0 && prompts.every((t) => /In\\s*\\[\\d+\\]/.test(t)) && !!document.querySelector("#kernel_indicator_icon.kernel_idle_icon");
       })()`,
-      undefined,
-      { timeout: 120_000, polling: 250 },
-    );
+        undefined,
+        { timeout: 120_000, polling: 250 },
+      );
 
-    const errors = (await page.evaluate(`[...document.querySelectorAll(".output_error")].map((e) => e.textContent)`)) as string[];
-    assert.deepEqual(errors, [], "no cell failed");
-    // plotly.js (published by the kernel once per session) drew at least one interactive chart.
-    await page.waitForSelector(".js-plotly-plot .plot-container .main-svg", { timeout: 15_000 });
-    const plots = (await page.evaluate(`document.querySelectorAll(".js-plotly-plot .plot-container").length`)) as number;
-    assert.ok(plots >= 1, `${plots} Plotly charts rendered`);
+      const errors = (await page.evaluate(`[...document.querySelectorAll(".output_error")].map((e) => e.textContent)`)) as string[];
+      assert.deepEqual(errors, [], "no cell failed");
+      // plotly.js (published by the kernel once per session) drew at least one interactive chart.
+      await page.waitForSelector(".js-plotly-plot .plot-container .main-svg", { timeout: 15_000 });
+      const plots = (await page.evaluate(`document.querySelectorAll(".js-plotly-plot .plot-container").length`)) as number;
+      assert.ok(plots >= 1, `${plots} Plotly charts rendered`);
 
-    const steps = ((await page.evaluate(`[...window.__steps]`)) as number[]).sort((a, b) => a - b);
-    const during = steps.filter((s) => s > 0 && s < STEPS);
-    assert.ok(during.length >= 2, `the live view updated during training: steps seen ${JSON.stringify(steps)}`);
-    assert.equal(steps.at(-1), STEPS, "and ended at the last step");
-    const accuracy = (await page.evaluate(
-      `[...document.querySelectorAll(".output_area pre")].map((p) => p.textContent).find((t) => /^test accuracy/.test(t.trim())) || ""`,
-    )) as string;
-    assert.match(accuracy, /test accuracy \d\.\d{3}, macro F1 \d\.\d{3}/, "the last cells printed the test metrics");
+      const steps = ((await page.evaluate(`[...window.__steps]`)) as number[]).sort((a, b) => a - b);
+      const during = steps.filter((s) => s > 0 && s < STEPS);
+      assert.ok(during.length >= 2, `the live view updated during training: steps seen ${JSON.stringify(steps)}`);
+      assert.equal(steps.at(-1), STEPS, "and ended at the last step");
+      const accuracy = (await page.evaluate(
+        `[...document.querySelectorAll(".output_area pre")].map((p) => p.textContent).find((t) => /^test accuracy/.test(t.trim())) || ""`,
+      )) as string;
+      assert.match(accuracy, /test accuracy \d\.\d{3}, macro F1 \d\.\d{3}/, "the last cells printed the test metrics");
 
-    const shots = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-jupyter-ui-shot-"));
-    const shot = path.join(shots, "01-quickstart.png");
-    await page.screenshot({ path: shot, fullPage: true });
-    assert.ok(fs.statSync(shot).size > 10_000, "a screenshot was written");
-    console.log(`Jupyter UI: ${plots} Plotly charts, live view steps ${JSON.stringify(steps)}, screenshot ${shot}`);
-    assert.deepEqual(
-      pageErrors.filter((e) => !/WebSocket|favicon/i.test(e)),
-      [],
-      "no JavaScript errors on the page",
-    );
-  } finally {
-    await page.close();
-  }
-});
+      const shots = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-jupyter-ui-shot-"));
+      const shot = path.join(shots, "01-quickstart.png");
+      await page.screenshot({ path: shot, fullPage: true });
+      assert.ok(fs.statSync(shot).size > 10_000, "a screenshot was written");
+      console.log(`Jupyter UI: ${plots} Plotly charts, live view steps ${JSON.stringify(steps)}, screenshot ${shot}`);
+      assert.deepEqual(
+        pageErrors.filter((e) => !/WebSocket|favicon/i.test(e)),
+        [],
+        "no JavaScript errors on the page",
+      );
+    } finally {
+      await page.close();
+    }
+  },
+);
