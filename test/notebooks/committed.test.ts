@@ -27,6 +27,7 @@ before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-committed-"));
   fs.mkdirSync(path.join(tmp, "notebooks"));
   fs.symlinkSync(path.join(repoRoot, "data"), path.join(tmp, "data"), "dir");
+  fs.symlinkSync(path.join(repoRoot, "models"), path.join(tmp, "models"), "dir");
 });
 after(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

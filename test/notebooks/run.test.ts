@@ -28,6 +28,7 @@ before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tunelab-run-test-"));
   fs.mkdirSync(path.join(tmp, "notebooks"));
   fs.symlinkSync(path.join(repoRoot, "data"), path.join(tmp, "data"), "dir");
+  fs.symlinkSync(path.join(repoRoot, "models"), path.join(tmp, "models"), "dir");
 });
 
 after(() => {
@@ -149,11 +150,11 @@ test("tunelab run exits 1 on a failing cell, naming it and its error, and still 
 
 test("the quickstart run twice by tunelab run with the same parameters gives identical metrics", { skip, timeout: 300_000 }, async () => {
   const dir = path.join(tmp, "notebooks");
-  const input = path.join(dir, "quickstart.ipynb");
-  fs.copyFileSync(path.join(repoRoot, "notebooks", "quickstart.ipynb"), input);
+  const input = path.join(dir, "01-quickstart.ipynb");
+  fs.copyFileSync(path.join(repoRoot, "notebooks", "01-quickstart.ipynb"), input);
   const results: Array<{ metrics: Record<string, number>; loss: string; manifest: Manifest }> = [];
   for (const name of ["a", "b"]) {
-    const out = path.join(dir, `quickstart.${name}.ipynb`);
+    const out = path.join(dir, `01-quickstart.${name}.ipynb`);
     const ran = await cli(["run", input, "-p", "steps=40", "-p", "evalEvery=20", "-p", `outDir="runs/${name}"`, "-o", out], dir);
     if (ran.code !== 0) console.error(ran.stderr);
     assert.equal(ran.code, 0, ran.stderr);
@@ -167,7 +168,7 @@ test("the quickstart run twice by tunelab run with the same parameters gives ide
     const summary = textOf(outputsOf(cellWhere(nb, (s) => s.trim() === "run", "the run cell"), "execute_result")[0]?.data?.["text/plain"]);
     results.push({ metrics, loss: /final train loss\s+\S+/.exec(summary)?.[0] ?? "", manifest: manifestOf(nb) });
   }
-  executedQuickstart = path.join(dir, "quickstart.a.ipynb");
+  executedQuickstart = path.join(dir, "01-quickstart.a.ipynb");
   const [a, b] = results;
   assert.ok(Object.keys(a.metrics).length >= 2 && Number.isFinite(a.metrics.accuracy), JSON.stringify(a.metrics));
   assert.deepEqual(a.metrics, b.metrics, "same parameters, same metrics");
