@@ -99,3 +99,18 @@ test("Model.evaluate's perplexity equals token-by-token scoring through the KV-c
   assert.ok(Math.abs(report.metrics.loss - loss) < 1e-4 * loss, `evaluate ${report.metrics.loss} vs generation graph ${loss}`);
   assert.ok(Math.abs(report.metrics.perplexity - Math.exp(report.metrics.loss)) < 1e-9 * report.metrics.perplexity);
 });
+
+test("run.evaluateGeneration scores the tuned adapter's answers on a split, and with withBase compares them to the base's", async () => {
+  const base = await Model.tiny({ arch: "llama", out: path.join(tmp, "sft-model"), seed: 1, hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2 });
+  const run = await ds
+    .load(path.join(root, "data/alpaca_tasks.json"))
+    .split({ val: 0.1, seed: 3 })
+    .lora({ rank: 4 })
+    .fit(base, { stage: "sft", lr: 1e-2, batchSize: 8, warmupSteps: 0, maxSteps: 4, saveSteps: 0, outputDir: path.join(tmp, "sft-run"), live: false });
+  const e = await run.evaluateGeneration({ metrics: ["exact_match", "bleu"], maxNewTokens: 4, withBase: true });
+  assert.deepEqual(Object.keys(e.metrics).sort(), ["bleu", "exact_match"]);
+  for (const v of Object.values(e.metrics)) assert.ok(v >= 0 && v <= 1, `metric ${v}`);
+  assert.equal(e.generation?.samples.length, run.result.data.splits.val.length, "one answer per validation row");
+  assert.ok(e.comparison, "withBase gives the base-vs-tuned comparison");
+  await assert.rejects(run.evaluateGeneration({ split: "test", metrics: ["bleu"] }), /the test split is empty/);
+});
