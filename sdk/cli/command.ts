@@ -8,9 +8,12 @@ export interface CliCommand {
   run(argv: string[]): Promise<number>;
 }
 
+/** Parsed flags: `--key value` / `--key=value` / `--switch` by key, and the words that are not flags in `_`. */
+export type CliFlags = { _: string[]; [key: string]: string | boolean | string[] };
+
 /** Parses `--key value`, `--key=value` and `--flag` arguments; positional ones land in `_`. */
-export function parseFlags(argv: string[]): { _: string[]; [key: string]: string | boolean | string[] } {
-  const out: { _: string[]; [key: string]: string | boolean | string[] } = { _: [] };
+export function parseFlags(argv: string[]): CliFlags {
+  const out: CliFlags = { _: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("--")) {
@@ -26,6 +29,15 @@ export function parseFlags(argv: string[]): { _: string[]; [key: string]: string
 }
 
 /** Throws on any `--key` not in `allowed`, naming it, with the command's usage. */
-export function rejectUnknownFlags(flags: ReturnType<typeof parseFlags>, allowed: ReadonlySet<string>, usage: string): void {
+export function rejectUnknownFlags(flags: CliFlags, allowed: ReadonlySet<string>, usage: string): void {
   for (const key of Object.keys(flags)) if (key !== "_" && !allowed.has(key)) throw new Error(`unknown option --${key}\n${usage}`);
+}
+
+/** A command's flags with unknown ones refused; null when `--help` asked for the usage, which is then printed. */
+export function commandFlags(argv: string[], allowed: ReadonlySet<string>, usage: string): CliFlags | null {
+  const flags = parseFlags(argv);
+  rejectUnknownFlags(flags, allowed, usage);
+  if (!flags.help) return flags;
+  console.log(usage);
+  return null;
 }

@@ -4,7 +4,7 @@
  */
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
+import { commandFlags, type CliCommand } from "../command";
 import { readModelConfig } from "../../io/config";
 import { isPresetName, presetConfig, PRESET_NAMES } from "../../io/presets";
 import { estimateTrainingMemory, MemoryEstimateView } from "../../train/estimate";
@@ -31,12 +31,8 @@ export const command: CliCommand = {
   name: "estimate",
   summary: "will it fit? predicted peak memory of a LoRA training step, by part",
   async run(argv) {
-    const flags = parseFlags(argv);
-    rejectUnknownFlags(flags, FLAGS, USAGE);
-    if (flags.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const flags = commandFlags(argv, FLAGS, USAGE);
+    if (!flags) return 0;
     const { model, preset } = flags;
     if ((typeof model === "string") === (typeof preset === "string")) throw new Error(`give exactly one of --model and --preset\n${USAGE}`);
     if (typeof preset === "string" && !isPresetName(preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(", ")}, got "${preset}"`);

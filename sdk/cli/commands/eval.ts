@@ -11,7 +11,7 @@
  * --json prints one line: { rows, loss?, perplexity?, tokens?, metrics, intervals } (intervals: bootstrap 95%).
  */
 import * as fs from "node:fs";
-import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
+import { commandFlags, type CliCommand } from "../command";
 import { evaluate } from "../../eval/evaluate-data";
 import { BUILTIN_METRICS, METRIC_ALIASES, type GenerationSample } from "../../eval/generation-metric";
 import { scoreGeneration } from "../../eval/generation-report";
@@ -81,12 +81,8 @@ export const command: CliCommand = {
   name: "eval",
   summary: "perplexity, classification, generation and domain metrics (FR, DIQA) of a model or of saved predictions",
   async run(argv) {
-    const flags = parseFlags(argv);
-    rejectUnknownFlags(flags, FLAGS, USAGE);
-    if (flags.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const flags = commandFlags(argv, FLAGS, USAGE);
+    if (!flags) return 0;
     const modelDir = typeof flags.model === "string" ? flags.model : undefined;
     const dataFile = typeof flags.data === "string" ? flags.data : undefined;
     const predFile = typeof flags.predictions === "string" ? flags.predictions : undefined;

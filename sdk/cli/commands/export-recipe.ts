@@ -3,7 +3,7 @@
  * [--deepspeed zero2|zero3|zero3-offload] [--model PATH] [--image IMAGE] [--overwrite]`: the recipe as a LLaMA-Factory job
  * (docs/scale-out.md).
  */
-import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
+import { commandFlags, type CliCommand } from "../command";
 import { DEEPSPEED_STAGES, exportLlamaFactory, type DeepSpeedStage } from "../../export/llamafactory";
 import { readRecipe } from "../../train/recipe";
 
@@ -30,12 +30,8 @@ export const command: CliCommand = {
   name: "export-recipe",
   summary: "write a recipe as a LLaMA-Factory job (YAML, data, DeepSpeed, torchrun/Slurm/Kubeflow launchers)",
   async run(argv) {
-    const flags = parseFlags(argv);
-    rejectUnknownFlags(flags, FLAGS, USAGE);
-    if (flags.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const flags = commandFlags(argv, FLAGS, USAGE);
+    if (!flags) return 0;
     if (flags._.length !== 1 || flags.to === undefined || flags.out === undefined) {
       console.error(USAGE);
       return 2;

@@ -4,7 +4,7 @@
  * [--outtype f16|q8_0|q4_0|q4_k_m|f32] [--dtype float32|float16|bfloat16] [--overwrite] [--json]`: writes the model, with the
  * adapter merged (or, for peft, the adapter alone), in a format another program loads; see docs/export.md.
  */
-import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
+import { commandFlags, type CliCommand, type CliFlags } from "../command";
 import { EXPORT_FORMATS, exportModel, type ExportFormat } from "../../export/export";
 import type { GgufOuttype } from "../../export/gguf";
 import type { TorchDtype } from "../../export/pytorch";
@@ -47,7 +47,7 @@ async function texts(file: string | undefined): Promise<string[] | undefined> {
 }
 
 /** An integer flag, or an error naming it. */
-function integer(flags: ReturnType<typeof parseFlags>, name: string): number | undefined {
+function integer(flags: CliFlags, name: string): number | undefined {
   const v = text(flags, name);
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -56,7 +56,7 @@ function integer(flags: ReturnType<typeof parseFlags>, name: string): number | u
 }
 
 /** A flag's string value, or an error naming it. */
-function text(flags: ReturnType<typeof parseFlags>, name: string): string | undefined {
+function text(flags: CliFlags, name: string): string | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
   if (typeof v !== "string") throw new Error(`--${name} needs a value\n${USAGE}`);
@@ -67,12 +67,8 @@ export const command: CliCommand = {
   name: "export",
   summary: "write a model (+ adapter) as PEFT, merged HF, ONNX (float or 4/8-bit), PyTorch or GGUF",
   async run(argv) {
-    const flags = parseFlags(argv);
-    rejectUnknownFlags(flags, FLAGS, USAGE);
-    if (flags.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const flags = commandFlags(argv, FLAGS, USAGE);
+    if (!flags) return 0;
     const modelDir = text(flags, "model");
     const format = text(flags, "format");
     const out = text(flags, "out");

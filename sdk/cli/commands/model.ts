@@ -1,7 +1,7 @@
 /** `tunelab model create|info`: write a random HF model folder (tiny, or a real model's preset), or describe one. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
+import { parseFlags, rejectUnknownFlags, type CliCommand, type CliFlags } from "../command";
 import { createTinyModel, type TinyModelOptions } from "../../io/tiny";
 import { readModelConfig } from "../../io/config";
 import { assertModelOutput, readModelMarker, writeModelMarker } from "../../io/model-marker";
@@ -40,14 +40,14 @@ const CREATE_FLAGS = new Set([
 const PRESET_FLAGS = new Set(["preset", "out", "seed", "overwrite"]);
 
 /** An integer flag, or undefined when absent; throws naming the flag otherwise. */
-function intFlag(flags: ReturnType<typeof parseFlags>, name: string): number | undefined {
+function intFlag(flags: CliFlags, name: string): number | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
   if (typeof v !== "string" || !/^-?\d+$/.test(v)) throw new Error(`--${name} needs an integer, got ${JSON.stringify(v)}`);
   return Number(v);
 }
 
-function stringFlag(flags: ReturnType<typeof parseFlags>, name: string): string | undefined {
+function stringFlag(flags: CliFlags, name: string): string | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
   if (typeof v !== "string") throw new Error(`--${name} needs a value`);
@@ -103,7 +103,7 @@ function create(argv: string[]): number {
   return 0;
 }
 
-function createPreset(flags: ReturnType<typeof parseFlags>, overwrite: boolean): number {
+function createPreset(flags: CliFlags, overwrite: boolean): number {
   for (const key of Object.keys(flags)) {
     if (key !== "_" && !PRESET_FLAGS.has(key)) throw new Error(`--${key} cannot be combined with --preset (a preset fixes the model's shape)`);
   }

@@ -3,7 +3,7 @@
  * (POST /predict, OpenAI-compatible /v1 routes, /health, /metrics) until SIGTERM or Ctrl-C, which let in-flight
  * requests finish before it exits.
  */
-import { parseFlags, rejectUnknownFlags, type CliCommand } from "../command";
+import { commandFlags, type CliCommand, type CliFlags } from "../command";
 import { serve } from "../../infer/server";
 import type { Device } from "../../runtime/device";
 
@@ -31,7 +31,7 @@ const FLAGS = new Set([
 ]);
 const DEVICES = new Set(["cpu", "webgpu", "cuda", "auto"]);
 
-function integer(flags: ReturnType<typeof parseFlags>, key: string, min: number): number | undefined {
+function integer(flags: CliFlags, key: string, min: number): number | undefined {
   const v = flags[key];
   if (v === undefined) return undefined;
   const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : NaN;
@@ -56,12 +56,8 @@ export const command: CliCommand = {
   name: "serve",
   summary: "HTTP server: POST /predict and OpenAI-compatible /v1/chat/completions, batched",
   async run(argv) {
-    const flags = parseFlags(argv);
-    rejectUnknownFlags(flags, FLAGS, USAGE);
-    if (flags.help) {
-      console.log(USAGE);
-      return 0;
-    }
+    const flags = commandFlags(argv, FLAGS, USAGE);
+    if (!flags) return 0;
     if (typeof flags.model !== "string") {
       console.error(USAGE);
       return 2;

@@ -1,5 +1,5 @@
 /** `tunelab train RECIPE.yaml [--key value ...]`: runs a recipe (LLaMA-Factory option names), as fit() does. */
-import { parseFlags, type CliCommand } from "../command";
+import { parseFlags, type CliCommand, type CliFlags } from "../command";
 import { readRecipeInput, resolveRecipe, type RecipeInput } from "../../train/recipe";
 import { valueFromText } from "../../train/recipe-check";
 import { train } from "../../train/trainer";
@@ -9,7 +9,7 @@ import { ctrlCStopsTraining } from "../interrupt";
 const USAGE = "usage: tunelab train RECIPE.yaml [--option value ...]   (options override the recipe, e.g. --max_steps 100)";
 
 /** Turns "--max_steps 100" overrides into typed recipe values (as the recipe schema types each option). */
-function overrides(flags: ReturnType<typeof parseFlags>): Record<string, unknown> {
+function overrides(flags: CliFlags): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, raw] of Object.entries(flags)) if (key !== "_") out[key] = valueFromText(key, raw);
   return out;
