@@ -196,29 +196,13 @@ const CHUNK_ELEMENTS = 1 << 22;
 
 /** Converts one tensor into the file at `position`, chunk by chunk; returns the bytes written. */
 function convertTensor(source: TensorSource, name: string, dtype: WeightFileDtype, fd: number, position: number): number {
-  const info = source.info(name);
-  if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
-    throw new Error(`${source.path}: "${name}" has dtype ${info.dtype}; model weights must be F32, F16, BF16 or F64`);
-  }
-  const inSize = DTYPE_SIZE[info.dtype];
-  const numel = info.byteLength / inSize;
-  const src = fs.openSync(info.file, "r");
-  try {
-    let written = 0;
-    for (let start = 0; start < numel; start += CHUNK_ELEMENTS) {
-      const count = Math.min(CHUNK_ELEMENTS, numel - start);
-      const bytes = new Uint8Array(count * inSize);
-      if (fs.readSync(src, bytes, 0, bytes.length, info.byteOffset + start * inSize) !== bytes.length) {
-        throw new Error(`${info.file}: "${name}" is cut short (the file ends inside the tensor)`);
-      }
-      const out = encodeChunk({ dtype: info.dtype, shape: [count], data: typedView(info.dtype, bytes) }, dtype);
-      writeAll(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position + written);
-      written += out.byteLength;
-    }
-    return written;
-  } finally {
-    fs.closeSync(src);
-  }
+  let written = 0;
+  forEachRawChunk(source, name, CHUNK_ELEMENTS, (_, chunk) => {
+    const out = encodeChunk(chunk, dtype);
+    writeAll(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position + written);
+    written += out.byteLength;
+  });
+  return written;
 }
 
 /**
@@ -271,6 +255,11 @@ function quantizeTensor(source: TensorSource, name: string, quant: QuantConfig, 
 
 /** Calls `each` with consecutive float32 chunks of a tensor (`chunk` elements, the last one shorter). */
 function forEachChunk(source: TensorSource, name: string, chunk: number, each: (start: number, values: Float32Array) => void): void {
+  forEachRawChunk(source, name, chunk, (start, t) => each(start, toFloat32(t)));
+}
+
+/** Calls `each` with consecutive chunks of a tensor in its stored dtype, read from its file one at a time. */
+function forEachRawChunk(source: TensorSource, name: string, chunk: number, each: (start: number, values: Tensor) => void): void {
   const info = source.info(name);
   if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
     throw new Error(`${source.path}: "${name}" has dtype ${info.dtype}; model weights must be F32, F16, BF16 or F64`);
@@ -285,7 +274,7 @@ function forEachChunk(source: TensorSource, name: string, chunk: number, each: (
       if (fs.readSync(src, bytes, 0, bytes.length, info.byteOffset + start * inSize) !== bytes.length) {
         throw new Error(`${info.file}: "${name}" is cut short (the file ends inside the tensor)`);
       }
-      each(start, toFloat32({ dtype: info.dtype, shape: [count], data: typedView(info.dtype, bytes) }));
+      each(start, { dtype: info.dtype, shape: [count], data: typedView(info.dtype, bytes) });
     }
   } finally {
     fs.closeSync(src);
