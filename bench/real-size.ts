@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createPresetModel, isPresetName, PRESET_NAMES } from "../sdk/io/presets";
+import { PROCESS_ENV } from "../sdk/runtime/process-env";
 import type { WorkerJob } from "./real-size-worker";
 
 /** What either side reports (bench/real-size-worker.ts, bench/torch_real_size.py). */
@@ -63,7 +64,8 @@ function parseArgs(argv: readonly string[]): WorkerJob & { preset?: string; mode
 function runTunelab(job: WorkerJob, cacheDir: string): SideResult {
   const worker = path.join(__dirname, "real-size-worker.js");
   const out = execFileSync(process.execPath, [worker, JSON.stringify(job)], {
-    env: { ...process.env, TUNELAB_CACHE_DIR: cacheDir },
+    // The environment the tunelab bin and kernel start with (runtime/process-env.ts).
+    env: { ...process.env, ...PROCESS_ENV, TUNELAB_CACHE_DIR: cacheDir },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });

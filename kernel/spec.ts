@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { deflateSync } from "node:zlib";
-import { packageRoot, packageVersion } from "../sdk/index";
+import { packageRoot, packageVersion, PROCESS_ENV } from "../sdk/index";
 
 /** The kernel name used when none is given (the folder name under `kernels/`). */
 export const DEFAULT_KERNEL_NAME = "tunelab";
@@ -17,6 +17,8 @@ export interface KernelSpec {
   display_name: string;
   language: string;
   interrupt_mode: "signal";
+  /** Environment of the kernel process (Jupyter's kernelspec `env`): tunelab's PROCESS_ENV. */
+  env: Record<string, string>;
   metadata: { tunelab: { version: string; packageRoot: string } };
 }
 
@@ -98,6 +100,7 @@ export function makeKernelSpec(nodePath: string = process.execPath): KernelSpec 
     display_name: "TypeScript (tunelab)",
     language: "typescript",
     interrupt_mode: "signal",
+    env: { ...PROCESS_ENV },
     metadata: { tunelab: { version: packageVersion(), packageRoot: packageRoot() } },
   };
 }

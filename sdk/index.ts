@@ -26,6 +26,7 @@ export { evaluate, DataEvaluation, type EvaluateOptions } from "./eval/evaluate-
 export { serve, type ServeOptions, type ServerHandle } from "./infer/server";
 export { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "./viz/display";
 export type { Device } from "./runtime/device";
+export { PROCESS_ENV } from "./runtime/process-env";
 export { packageRoot, packageVersion } from "./util/package";
 
 /** The layers underneath, for code that needs more than the fluent API. */

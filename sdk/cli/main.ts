@@ -1,5 +1,8 @@
-#!/usr/bin/env node
-/** The `tunelab` command: dispatches `tunelab <command> [args]` to one of the modules listed below. */
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 node
+/**
+ * The `tunelab` command: dispatches `tunelab <command> [args]` to one of the modules listed below. The shebang starts
+ * Node with runtime/process-env.ts's PROCESS_ENV (a test keeps the two equal).
+ */
 import type { CliCommand } from "./command";
 import { command as doctor } from "./commands/doctor";
 import { command as kernel } from "./commands/kernel";
