@@ -41,3 +41,11 @@ export function commandFlags(argv: string[], allowed: ReadonlySet<string>, usage
   console.log(usage);
   return null;
 }
+
+/** Flag `name`'s string value (undefined when absent); a bare `--name` or an empty value is an error naming it. */
+export function stringFlag(flags: CliFlags, name: string, usage: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v === "") throw new Error(`--${name} needs a value\n${usage}`);
+  return v;
+}

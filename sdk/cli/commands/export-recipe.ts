@@ -3,7 +3,7 @@
  * [--deepspeed zero2|zero3|zero3-offload] [--model PATH] [--image IMAGE] [--overwrite]`: the recipe as a LLaMA-Factory job
  * (docs/scale-out.md).
  */
-import { commandFlags, type CliCommand } from "../command";
+import { commandFlags, stringFlag, type CliCommand } from "../command";
 import { DEEPSPEED_STAGES, exportLlamaFactory, type DeepSpeedStage } from "../../export/llamafactory";
 import { readRecipe } from "../../train/recipe";
 
@@ -20,12 +20,6 @@ function count(value: unknown, flag: string): number | undefined {
   return n;
 }
 
-function text(value: unknown, flag: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || value === "") throw new Error(`--${flag} needs a value\n${USAGE}`);
-  return value;
-}
-
 export const command: CliCommand = {
   name: "export-recipe",
   summary: "write a recipe as a LLaMA-Factory job (YAML, data, DeepSpeed, torchrun/Slurm/Kubeflow launchers)",
@@ -37,19 +31,19 @@ export const command: CliCommand = {
       return 2;
     }
     if (flags.to !== "llamafactory") throw new Error(`--to must be llamafactory, got ${JSON.stringify(flags.to)}\n${USAGE}`);
-    const deepspeed = text(flags.deepspeed, "deepspeed");
+    const deepspeed = stringFlag(flags, "deepspeed", USAGE);
     if (deepspeed !== undefined && !(DEEPSPEED_STAGES as readonly string[]).includes(deepspeed)) {
       throw new Error(`--deepspeed must be ${DEEPSPEED_STAGES.join(", ")}, got ${JSON.stringify(deepspeed)}`);
     }
     const file = flags._[0];
     const recipe = readRecipe(file, { notice: (line) => process.stderr.write(`notice: ${line}\n`) });
     const result = await exportLlamaFactory(recipe, {
-      out: text(flags.out, "out")!,
+      out: stringFlag(flags, "out", USAGE)!,
       nodes: count(flags.nodes, "nodes"),
       gpusPerNode: count(flags["gpus-per-node"], "gpus-per-node"),
       deepspeed: deepspeed as DeepSpeedStage | undefined,
-      model: text(flags.model, "model"),
-      image: text(flags.image, "image"),
+      model: stringFlag(flags, "model", USAGE),
+      image: stringFlag(flags, "image", USAGE),
       overwrite: flags.overwrite === true,
     });
     console.log(`LLaMA-Factory job written to ${result.dir}: ${result.files.join(", ")}`);

@@ -4,7 +4,7 @@
  * [--outtype f16|q8_0|q4_0|q4_k_m|f32] [--dtype float32|float16|bfloat16] [--overwrite] [--json]`: writes the model, with the
  * adapter merged (or, for peft, the adapter alone), in a format another program loads; see docs/export.md.
  */
-import { commandFlags, type CliCommand, type CliFlags } from "../command";
+import { commandFlags, stringFlag, type CliCommand, type CliFlags } from "../command";
 import { EXPORT_FORMATS, exportModel, type ExportFormat } from "../../export/export";
 import type { GgufOuttype } from "../../export/gguf";
 import type { TorchDtype } from "../../export/pytorch";
@@ -48,19 +48,11 @@ async function texts(file: string | undefined): Promise<string[] | undefined> {
 
 /** An integer flag, or an error naming it. */
 function integer(flags: CliFlags, name: string): number | undefined {
-  const v = text(flags, name);
+  const v = stringFlag(flags, name, USAGE);
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"`);
   return n;
-}
-
-/** A flag's string value, or an error naming it. */
-function text(flags: CliFlags, name: string): string | undefined {
-  const v = flags[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== "string") throw new Error(`--${name} needs a value\n${USAGE}`);
-  return v;
 }
 
 export const command: CliCommand = {
@@ -69,9 +61,9 @@ export const command: CliCommand = {
   async run(argv) {
     const flags = commandFlags(argv, FLAGS, USAGE);
     if (!flags) return 0;
-    const modelDir = text(flags, "model");
-    const format = text(flags, "format");
-    const out = text(flags, "out");
+    const modelDir = stringFlag(flags, "model", USAGE);
+    const format = stringFlag(flags, "format", USAGE);
+    const out = stringFlag(flags, "out", USAGE);
     if (!modelDir || !format || !out) {
       console.error(USAGE);
       return 2;
@@ -79,19 +71,19 @@ export const command: CliCommand = {
     if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new Error(`--format must be one of ${EXPORT_FORMATS.join(", ")}, got "${format}"`);
     const bits = integer(flags, "bits");
     if (bits !== undefined && bits !== 4 && bits !== 8) throw new Error(`--bits must be 4 or 8, got ${bits}`);
-    const method = text(flags, "method");
+    const method = stringFlag(flags, "method", USAGE);
     if (method !== undefined && method !== "rtn" && method !== "gptq") throw new Error(`--method must be rtn or gptq, got "${method}"`);
-    const adapterDir = text(flags, "adapter");
+    const adapterDir = stringFlag(flags, "adapter", USAGE);
     const result = await exportModel(openModel(modelDir), adapterDir ? loadAdapter(adapterDir) : null, out, {
       format: format as ExportFormat,
       opset: integer(flags, "opset"),
       bits,
       method: method as QuantMethod | undefined,
       blockSize: integer(flags, "block-size"),
-      calibration: await texts(text(flags, "calibration")),
-      evaluation: await texts(text(flags, "eval-data")),
-      outtype: text(flags, "outtype") as GgufOuttype | undefined,
-      dtype: text(flags, "dtype") as TorchDtype | undefined,
+      calibration: await texts(stringFlag(flags, "calibration", USAGE)),
+      evaluation: await texts(stringFlag(flags, "eval-data", USAGE)),
+      outtype: stringFlag(flags, "outtype", USAGE) as GgufOuttype | undefined,
+      dtype: stringFlag(flags, "dtype", USAGE) as TorchDtype | undefined,
       overwrite: flags.overwrite === true,
     });
     for (const w of result.warnings) console.error(`warning: ${w}`);
