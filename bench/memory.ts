@@ -2,12 +2,13 @@
  * `npm run bench:memory -- --preset NAME | --model DIR [--seq N] [--device cpu] [--gradient_checkpointing]
  * [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps N]`: a timeline of the process's
  * memory (VmRSS and VmHWM from /proc/self/status) through the phases of a LoRA training run at real model sizes:
- * opening the model, building the train-step graph, creating its session, the first step and two more (LoRA
- * rank 16 on all linear layers, batch 1 x seq tokens, AdamW), with the same SDK calls a `tunelab train` run
- * makes. A worker thread samples every 100 ms, so long synchronous phases (graph building) are seen too.
- * Prints a table of the phase marks and a JSON line. A --preset model is written to a temporary folder and
- * removed afterwards.
+ * opening the model, building the train-step graphs and their sessions, the first step and two more (LoRA
+ * rank 16 on all linear layers, batch 1 x seq tokens, AdamW), through the StepEngine a `tunelab train` run uses,
+ * in a process started with the bin's PROCESS_ENV. A worker thread samples every 100 ms, so long synchronous phases
+ * (graph building) are seen too. Prints a table of the phase marks and a JSON line. A --preset model is written
+ * to a temporary folder and removed afterwards.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -17,10 +18,10 @@ import { loraModules, loraTrainables, makeLoraConfig } from "../sdk/models/lora"
 import { openModel } from "../sdk/models/model";
 import { causalLMForward } from "../sdk/models/tasks";
 import type { Provider } from "../sdk/runtime/device";
-import { sessionForGraph } from "../sdk/runtime/graph-session";
 import type { HostTensor } from "../sdk/runtime/session";
-import { stateSlots, type OptimizerOptions } from "../sdk/train/optimizers";
-import { compileTrainStep, names } from "../sdk/train/step";
+import { PROCESS_ENV } from "../sdk/runtime/process-env";
+import { StepEngine } from "../sdk/train/engine";
+import type { OptimizerOptions } from "../sdk/train/optimizers";
 import { quantConfigOf } from "../sdk/train/quantization";
 import { dequantChunk } from "../sdk/graph/quant";
 import { Rng } from "../sdk/util/random";
@@ -38,7 +39,7 @@ interface Mark extends Sample {
   file: number;
 }
 
-const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing] [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps 3]`;
+const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing] [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps 3] [--update_chunk N (0: the fused step)]`;
 
 interface Args {
   preset?: string;
@@ -51,6 +52,8 @@ interface Args {
   quantType: "nf4" | "fp4" | "int4";
   /** Optimizer steps to run (default 3). */
   steps: number;
+  /** Values per in-place update run, 0 for the fused step (default: the engine's choice by size). */
+  updateChunk?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -68,6 +71,7 @@ function parseArgs(argv: string[]): Args {
     else if (argv[i] === "--device") out.device = value as Provider;
     else if (argv[i] === "--quantization_bit") out.bits = Number(value);
     else if (argv[i] === "--steps") out.steps = Number(value);
+    else if (argv[i] === "--update_chunk") out.updateChunk = Number(value);
     else if (argv[i] === "--quantization_type") out.quantType = value as Args["quantType"];
     else throw new Error(`unknown option ${argv[i]}\n${USAGE}`);
     i++;
@@ -101,6 +105,11 @@ parentPort.on("message", () => { clearInterval(timer); read(); parentPort.postMe
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  // Measure the process the `tunelab` bin starts: glibc reads PROCESS_ENV at start-up, so run again with it.
+  if (Object.entries(PROCESS_ENV).some(([key, value]) => process.env[key] !== value)) {
+    const child = spawnSync(process.execPath, process.argv.slice(1), { stdio: "inherit", env: { ...process.env, ...PROCESS_ENV } });
+    process.exit(child.status ?? 1);
+  }
   if (process.env.TUNELAB_DEQUANT_CHUNK) dequantChunk.values = Number(process.env.TUNELAB_DEQUANT_CHUNK);
   const start = Date.now();
   const sampler = new Worker(SAMPLER, { eval: true, workerData: { start } });
@@ -146,20 +155,12 @@ async function main(): Promise<void> {
       loraDropout: 0,
       gradientCheckpointing: args.checkpointing,
     });
-    // StepEngine compiles these two lazily inside its first step; called here one by one to time them apart.
-    const graph = compileTrainStep(forward, trainable, { optimizer, maxGradNorm: 1 });
-    mark("graph built");
-    const session = await sessionForGraph(graph, { device: args.device });
-    mark("session created");
+    // The engine `tunelab train` runs; its sessions are made here rather than inside the first step, to time them apart.
+    const updateChunk = args.updateChunk === undefined ? undefined : args.updateChunk || null;
+    const engine = StepEngine.create({ forward, trainable, optimizer, maxGradNorm: 1, device: args.device, updateChunk });
+    await engine.prepare();
+    mark(engine.updatesInPlace ? "sessions created (gradients; update in place)" : "session created (fused step)");
 
-    // The engine's feeds: batch, LoRA tensors, AdamW state, lr and step; outputs replace tensors and state.
-    const scalar = (x: number): HostTensor => ({ dtype: "float32", shape: [], data: new Float32Array([x]) });
-    const state = new Map<string, HostTensor>();
-    for (const t of trainable) {
-      state.set(names.param(t.name), { dtype: "float32", shape: t.shape, data: Float32Array.from(t.init) });
-      for (const slot of stateSlots(optimizer))
-        state.set(names.state(slot, t.name), { dtype: "float32", shape: t.shape, data: new Float32Array(t.init.length) });
-    }
     const rng = new Rng(0);
     const vocab = Math.min(model.tokenizer.vocabSize, model.config.vocabSize);
     const ids = BigInt64Array.from({ length: args.seq }, () => BigInt(rng.int(vocab)));
@@ -171,17 +172,12 @@ async function main(): Promise<void> {
     };
     for (let step = 1; step <= args.steps; step++) {
       const t0 = performance.now();
-      const out = await session.run({ ...batch, ...Object.fromEntries(state), [names.lr]: scalar(1e-4), [names.step]: scalar(step) });
-      for (const t of trainable) {
-        state.set(names.param(t.name), out[names.newParam(t.name)]);
-        for (const slot of stateSlots(optimizer)) state.set(names.state(slot, t.name), out[names.newState(slot, t.name)]);
-      }
-      const loss = Number(out[names.lossSum].data[0]) / Math.max(1, Number(out[names.count].data[0]));
-      results.push({ step, loss, gradNorm: Number(out[names.gradNorm].data[0]), ms: performance.now() - t0 });
+      const r = await engine.train([batch], 1e-4);
+      results.push({ step, loss: r.loss, gradNorm: r.gradNorm, ms: performance.now() - t0 });
       mark(step === 1 ? "step 1 (first)" : `step ${step}`);
     }
-    await session.release();
-    mark("session released");
+    await engine.release();
+    mark("sessions released");
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -95,6 +95,10 @@ class ExportWeights implements WeightSource {
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
     return b.linear(x, this.constant(b, name), bias);
   }
+
+  rows(b: Builder, name: string, ids: Value): Value {
+    return b.gather(this.constant(b, name), ids, 0);
+  }
 }
 
 /**

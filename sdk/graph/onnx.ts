@@ -1,7 +1,7 @@
 /** Serialises a Graph to an ONNX ModelProto (field numbers from onnx/onnx.proto). */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Attr, Graph, isFloat, ONNX_DTYPE, Shape, TensorData, Value } from "./ir";
+import { Attr, Graph, isFloat, Node, ONNX_DTYPE, Shape, TensorData, Value } from "./ir";
 import { ProtoWriter } from "./protobuf";
 
 /** The default-domain opset tunelab graphs are written against. */
@@ -32,7 +32,7 @@ export function toOnnx(graph: Graph, options: SerializeOptions = {}): Uint8Array
   });
   // Every domain a node uses is imported (version 1 unless the options say otherwise), e.g. com.microsoft contrib ops.
   const domains: Record<string, number> = {};
-  for (const node of graph.nodes) if (node.domain) domains[node.domain] = 1;
+  for (const node of liveNodes(graph)) if (node.domain) domains[node.domain] = 1;
   for (const [domain, version] of Object.entries({ ...domains, ...options.extraOpsets })) {
     w.message(8, (o) => {
       o.string(1, domain);
@@ -74,8 +74,27 @@ export function writeOnnxWithExternalData(graph: Graph, file: string, minBytes =
   fs.writeFileSync(file, toOnnx(graph, { ...options, replace: new Map([...(options.replace ?? []), ...external]) }));
 }
 
+/**
+ * The nodes some graph output depends on, in graph order. Others are dropped when writing: the backward pass's
+ * recomputation copies whole regions, and a copied value no gradient rule reads would be a leaf that onnxruntime
+ * (which orders nodes by a depth-first walk from the leaves) may run late, keeping its inputs alive until then.
+ */
+export function liveNodes(graph: Graph): Node[] {
+  const live = new Set<Node>();
+  const stack = graph.outputs.map((o) => o.value.producer).filter((n): n is Node => !!n);
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (live.has(node)) continue;
+    live.add(node);
+    for (const v of node.inputs) if (v?.producer && !live.has(v.producer)) stack.push(v.producer);
+  }
+  return graph.nodes.filter((n) => live.has(n));
+}
+
 function writeGraph(w: ProtoWriter, graph: Graph, replace?: ReadonlyMap<Value, TensorData>): void {
-  for (const node of graph.nodes) {
+  const nodes = liveNodes(graph);
+  const used = new Set<Value>([...nodes.flatMap((n) => n.inputs), ...graph.outputs.map((o) => o.value)].filter((v): v is Value => !!v));
+  for (const node of nodes) {
     w.message(1, (n) => {
       for (const input of node.inputs) n.string(1, input ? input.name : "");
       for (const output of node.outputs) n.string(2, output.name);
@@ -86,7 +105,7 @@ function writeGraph(w: ProtoWriter, graph: Graph, replace?: ReadonlyMap<Value, T
     });
   }
   w.string(2, graph.name);
-  for (const [value, tensor] of graph.initializers) w.message(5, (t) => writeTensor(t, value.name, replace?.get(value) ?? tensor));
+  for (const [value, tensor] of graph.initializers) if (used.has(value)) w.message(5, (t) => writeTensor(t, value.name, replace?.get(value) ?? tensor));
   for (const input of graph.inputs) w.message(11, (v) => writeValueInfo(v, input.name, input));
   for (const { name, value } of graph.outputs) w.message(12, (v) => writeValueInfo(v, name, value));
 }

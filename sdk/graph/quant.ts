@@ -71,7 +71,7 @@ export type ScaleSource =
   { kind: "plain"; values: Value } | { kind: "double"; codes: Value; absmax: Value; offset: Value; code: Value; blocks: number; blockSize: number };
 
 /** A bool scalar that is true, computed from `like` at run time (everything gated on it waits for `like`). */
-function runtimeTrue(b: Builder, like: Value): Value {
+export function runtimeTrue(b: Builder, like: Value): Value {
   const first = b.reshape(b.slice(b.reshape(like, [-1]), [0], [1], [0]), []);
   const zero = b.cast(b.mul(first, b.scalarLike(0, first)), "float32");
   // x·0 is 0 unless x is infinite or NaN; the gate must hold whatever the activation is, so compare 0 with itself or NaN.

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { float32ToF16Bits } from "../util/float16";
+import { f16BitsToFloat32, float32ToF16Bits } from "../util/float16";
 import { QUANT_BITS, type QuantType } from "../graph/quant";
 import {
   checkQuantConfig,
@@ -30,8 +30,8 @@ export interface WeightSlice {
   shape: number[];
   offset: number;
   length: number;
-  /** The slice's element type when it is not the file's (the parts of a quantised tensor). */
-  dtype?: "uint8" | "float32";
+  /** The slice's element type when it is not the file's (the parts of a quantised tensor, a 16-bit embedding). */
+  dtype?: "uint8" | "float32" | "float16";
 }
 
 /** A block-quantised [n, k] linear weight in a weight file (see io/quantize.ts and graph/quant.ts). */
@@ -105,8 +105,12 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
           offset = q.end;
           continue;
         }
-        const length = convertTensor(source, name, dtype, fd, offset);
-        tensors[name] = { shape: source.info(name).shape, offset, length };
+        // With a quantised base, the vocabulary matrices of a 16-bit checkpoint stay in 16 bits (as bitsandbytes keeps
+        // them), unless a value is beyond float16's range.
+        const half = !!quant && dtype === "float32" && KEPT_16_BIT.test(name) && ["F16", "BF16"].includes(source.info(name).dtype);
+        const halfLength = half ? convertTensor(source, name, "float16", fd, offset) : null;
+        const length = halfLength ?? convertTensor(source, name, dtype, fd, offset)!;
+        tensors[name] = { shape: source.info(name).shape, offset, length, ...(halfLength !== null ? { dtype: "float16" as const } : {}) };
         offset += length;
       }
       fs.fsyncSync(fd);
@@ -131,12 +135,13 @@ export function weightFile(source: TensorSource, dtype: WeightFileDtype, root = 
 }
 
 /**
- * The float32 values a quantised weight of a weight file stands for, [n, k] flat: exactly what the graphs compute
+ * The float32 values a quantised (or 16-bit) weight of a weight file stands for, flat: exactly what the graphs compute
  * (for tests, and to compare a quantised base with the full-precision one).
  */
 export function dequantizedWeight(file: WeightFile, name: string): Float32Array {
   const q = file.quantized.get(name);
-  if (!q) throw new Error(`${file.file}: "${name}" is not a quantised weight`);
+  const half = file.tensors.get(name);
+  if (!q && half?.dtype !== "float16") throw new Error(`${file.file}: "${name}" is neither quantised nor kept in 16 bits`);
   const fd = fs.openSync(file.file, "r");
   try {
     const bytes = (s: WeightSlice) => {
@@ -144,6 +149,7 @@ export function dequantizedWeight(file: WeightFile, name: string): Float32Array 
       if (fs.readSync(fd, out, 0, s.length, s.offset) !== s.length) throw new Error(`${file.file}: "${name}" is cut short`);
       return out;
     };
+    if (!q) return f16BitsToFloat32(new Uint16Array(bytes(half!).buffer));
     const f32 = (s: WeightSlice) => new Float32Array(bytes(s).buffer);
     const scales =
       "blocks" in q.scales
@@ -157,7 +163,7 @@ export function dequantizedWeight(file: WeightFile, name: string): Float32Array 
 
 /** A key that changes when any checkpoint file is replaced or rewritten (path, inode, size, modification and change times). */
 function cacheKey(files: readonly string[], dtype: WeightFileDtype, quant?: QuantConfig): string {
-  const settings = quant ? `/${quant.type}/${quant.blockSize}/${quant.doubleQuant ? "double" : "single"}` : "";
+  const settings = quant ? `/${quant.type}/${quant.blockSize}/${quant.doubleQuant ? "double" : "single"}/vocabulary-16-bit` : "";
   const h = createHash("sha256").update(`tunelab-weights/${FORMAT}/${dtype}${settings}`);
   for (const f of files) {
     const s = fs.statSync(f);
@@ -191,18 +197,33 @@ function dropEntriesOfMissingCheckpoints(weightsDir: string): void {
   }
 }
 
+/** The vocabulary matrices: a quantised base keeps them in the checkpoint's 16 bits (see FrozenWeights.linear). */
+export const KEPT_16_BIT = /^(model\.embed_tokens|lm_head)\.weight$/;
+
 /** Elements converted at a time (16 MiB of float32): memory stays flat however large a tensor (an embedding) is. */
 const CHUNK_ELEMENTS = 1 << 22;
 
-/** Converts one tensor into the file at `position`, chunk by chunk; returns the bytes written. */
-function convertTensor(source: TensorSource, name: string, dtype: WeightFileDtype, fd: number, position: number): number {
+/**
+ * Converts one tensor into the file at `position`, chunk by chunk; returns the bytes written, or null when a finite
+ * value does not fit float16 (the caller then writes it in float32 over the same place).
+ */
+function convertTensor(source: TensorSource, name: string, dtype: WeightFileDtype, fd: number, position: number): number | null {
   let written = 0;
+  let fits = true;
   forEachRawChunk(source, name, CHUNK_ELEMENTS, (_, chunk) => {
+    if (!fits) return;
     const out = encodeChunk(chunk, dtype);
+    if (dtype === "float16" && chunk.dtype !== "F16") fits = finiteHalves(out as Uint16Array, toFloat32(chunk));
     writeAll(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position + written);
     written += out.byteLength;
   });
-  return written;
+  return fits ? written : null;
+}
+
+/** True when every float16 of `half` is finite where the value it encodes (`from`) is. */
+function finiteHalves(half: Uint16Array, from: Float32Array): boolean {
+  for (let i = 0; i < half.length; i++) if ((half[i] & 0x7c00) === 0x7c00 && Number.isFinite(from[i])) return false;
+  return true;
 }
 
 /**

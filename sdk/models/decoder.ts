@@ -142,7 +142,7 @@ function decoderLayers(
   // Activations stay [tokens, features] (batch and sequence folded) from the embedding to the last norm, so every
   // linear is one Gemm on the weight as stored; only attention views them as [batch, seq, heads, dim].
   const rows = b.shapeOf(inputIds); // [batch, seq]
-  let x = b.gather(weights.constant(b, "model.embed_tokens.weight"), b.reshape(inputIds, [-1]), 0);
+  let x = weights.rows(b, "model.embed_tokens.weight", b.reshape(inputIds, [-1]));
   let salt = 0;
   const linear = (h: Value, layer: number, module: LinearModule, hasBias: boolean) => {
     const path = linearModulePath(layer, module);
@@ -247,5 +247,5 @@ function unfold(b: Builder, x: Value, rows: Value, ...dims: number[]): Value {
 /** Logits [batch, seq, vocab] from final hidden states (lm_head, or the embedding when tied). */
 export function lmHead(b: Builder, config: ModelConfig, weights: WeightSource, hidden: Value): Value {
   const name = config.tieWordEmbeddings || !weights.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
-  return b.linear(hidden, weights.constant(b, name));
+  return weights.linear(b, hidden, name, null);
 }

@@ -1,6 +1,7 @@
 /** Where decoder graphs take model weights from: the checkpoint's frozen weights, or trainable inputs replacing some. */
 import { Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
+import { halfStoredLinear } from "../graph/half-linear";
 import { quantizedLinear, QUANT_BITS, type QuantizedMatrix, type ScaleSource } from "../graph/quant";
 import { expectedWeights, type ModelConfig } from "../io/config";
 import { DOUBLE_QUANT_BLOCK, DYNAMIC_CODE, QUANTIZED_WEIGHT, type QuantConfig } from "../io/quantize";
@@ -24,6 +25,8 @@ export interface WeightSource {
   constant(b: Builder, name: string): Value;
   /** x @ Wᵀ (+ bias) for the [out, in] linear weight `name`: a dense Gemm, or a quantised kernel for a quantised base. */
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value;
+  /** Rows `ids` (int64, any shape) of the matrix `name` in `dtype`: an embedding lookup. */
+  rows(b: Builder, name: string, ids: Value): Value;
 }
 
 /** A linear through a quantised base's kernel when `name` is quantised there, else the dense Gemm. */
@@ -57,6 +60,10 @@ export class TrainableWeights implements WeightSource {
 
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
     return this.trainable.has(name) ? b.linear(x, this.constant(b, name), bias) : this.frozen.linear(b, x, name, bias);
+  }
+
+  rows(b: Builder, name: string, ids: Value): Value {
+    return this.trainable.has(name) ? b.gather(this.constant(b, name), ids, 0) : this.frozen.rows(b, name, ids);
   }
 }
 
@@ -97,7 +104,21 @@ export class FrozenWeights implements WeightSource {
 
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
     const q = this.quant ? this.weightFile().quantized.get(name) : undefined;
+    if (this.isHalfStored(name)) {
+      const y = halfStoredLinear(b, x, this.initializer(b, name));
+      return bias ? b.add(y, bias) : y;
+    }
     return linearOf(this, b, x, name, bias, q && quantizedMatrix(b, this.weightFile().file, name, q));
+  }
+
+  rows(b: Builder, name: string, ids: Value): Value {
+    if (!this.isHalfStored(name)) return b.gather(this.constant(b, name), ids, 0);
+    return b.cast(b.gather(this.initializer(b, name), ids, 0), this.dtype);
+  }
+
+  /** True when `name` is kept in 16 bits in a weight file that computes in float32 (a quantised base's vocabulary matrices). */
+  private isHalfStored(name: string): boolean {
+    return this.dtype === "float32" && this.weightFile().tensors.get(name)?.dtype === "float16";
   }
 
   /** One tensor as float32 in its file layout, read from the checkpoint now (not kept). */
@@ -111,11 +132,18 @@ export class FrozenWeights implements WeightSource {
 
   /** Adds `name` to a graph as an initializer backed by the weight file (frozen: never an input, never differentiated). */
   constant(b: Builder, name: string): Value {
-    this.file = this.weightFile();
-    const slice = this.file.tensors.get(name);
-    if (!slice && this.file.quantized.has(name)) throw new Error(`${this.source.path}: "${name}" is quantised in this base; use linear()`);
+    if (this.isHalfStored(name)) throw new Error(`${this.source.path}: "${name}" is kept in 16 bits in this base; use linear() or rows()`);
+    return this.initializer(b, name);
+  }
+
+  /** The weight file's slice `name` as an initializer, in the dtype it is stored in. */
+  private initializer(b: Builder, name: string): Value {
+    const file = this.weightFile();
+    const slice = file.tensors.get(name);
+    if (!slice && file.quantized.has(name)) throw new Error(`${this.source.path}: "${name}" is quantised in this base; use linear()`);
     if (!slice) throw new Error(`${this.source.path}: no tensor "${name}"`);
-    return b.graph.initializer(name, { dtype: this.dtype, shape: slice.shape, external: { location: this.file.file, offset: slice.offset, length: slice.length } });
+    const dtype = slice.dtype === "float16" ? "float16" : this.dtype;
+    return b.graph.initializer(name, { dtype, shape: slice.shape, external: { location: file.file, offset: slice.offset, length: slice.length } });
   }
 }
 
@@ -142,6 +170,10 @@ export class ShapeOnlyWeights implements WeightSource {
 
   has(name: string): boolean {
     return this.shapes.has(name);
+  }
+
+  rows(b: Builder, name: string, ids: Value): Value {
+    return b.gather(this.constant(b, name), ids, 0);
   }
 
   constant(b: Builder, name: string): Value {

@@ -7,14 +7,17 @@
 import type { Graph, Value } from "../graph/ir";
 import { DTYPE_SIZE } from "../graph/ir";
 import { expectedWeights, type ModelConfig } from "../io/config";
+import { liveNodes } from "../graph/onnx";
 import { DOUBLE_QUANT_BLOCK, QUANTIZED_WEIGHT, type QuantConfig } from "../io/quantize";
+import { KEPT_16_BIT } from "../io/weight-cache";
 import { loraModules, loraTrainables, makeLoraConfig } from "../models/lora";
 import { causalLMForward } from "../models/tasks";
 import { ShapeOnlyWeights, type ComputeDtype } from "../models/weights";
 import { formatCell, htmlTable, textTable } from "../viz/table";
 import { JUPYTER_DISPLAY, type Displayable, type MimeBundle } from "../viz/display";
 import { stateSlots, type OptimizerOptions } from "./optimizers";
-import { compileTrainStep } from "./step";
+import { STREAMED_UPDATE_BYTES } from "./engine";
+import { compileGradStep, compileTrainStep } from "./step";
 
 /** What to estimate: LoRA on every linear layer, causal-LM loss, AdamW. */
 export interface EstimateOptions {
@@ -57,12 +60,11 @@ export const RUNTIME_BYTES = 300 * 2 ** 20;
 export const ACTIVATION_OVERHEAD = 1.85;
 
 /**
- * The same factor for a quantised base run as docs/qlora.md says (glibc's MALLOC_MMAP_THRESHOLD_=1048576, so freed
- * blocks of 1 MiB or more go back to the system): fitted between the 7B preset's QLoRA bench (NF4, 256 tokens,
- * gradient checkpointing: measured 9,226 MiB, estimated 8,714 MiB) and a 4-layer 2048/8192 model at 128 tokens
- * (554 MiB measured, 645 MiB estimated, most of it the fixed runtime share).
+ * The same factor for a quantised base (onnxruntime's 4-bit kernels keep scratch buffers of their own), fitted on two
+ * `bench:memory` runs, NF4, 256 tokens, gradient checkpointing: the 7B preset (measured 6,639 MiB, estimated
+ * 6,647 MiB) and a 4-layer model of the 7B's widths (3,126 MiB measured, 3,061 MiB estimated).
  */
-export const QUANTIZED_ACTIVATION_OVERHEAD = 1.3;
+export const QUANTIZED_ACTIVATION_OVERHEAD = 2.9;
 
 /** Predicts the peak memory of one training step of `config` under `options`. */
 export function estimateTrainingMemory(config: ModelConfig, options: EstimateOptions = {}): MemoryEstimate {
@@ -75,9 +77,11 @@ export function estimateTrainingMemory(config: ModelConfig, options: EstimateOpt
   // A quantised base with its own lm_head reads only the batch's rows of the memory-mapped embedding: those pages alone
   // become resident. (Left as it was for 16/32-bit bases, whose overhead factor was fitted with the embedding counted.)
   const untiedEmbedding = quant && !config.tieWordEmbeddings && weightShapes.has("lm_head.weight");
+  // A quantised base keeps a 16-bit checkpoint's vocabulary matrices in 16 bits (io/weight-cache.ts).
+  const vocabulary16 = !!quant && dtype === "float32" && ["bfloat16", "float16"].includes(config.torchDtype ?? "");
   const weights = [...weightShapes]
     .filter(([name]) => !(untiedEmbedding && name === "model.embed_tokens.weight"))
-    .reduce((n, [name, shape]) => n + weightBytes(name, shape, dtype, quant), 0);
+    .reduce((n, [name, shape]) => n + weightBytes(name, shape, vocabulary16 && KEPT_16_BIT.test(name) ? "float16" : dtype, quant), 0);
   const modules = loraModules(config, makeLoraConfig({ r: rank, loraAlpha: 2 * rank, targetModules: "all-linear" }));
   const trainable = loraTrainables(modules, 0);
   const optimizer: OptimizerOptions = { name: "adamw" };
@@ -88,10 +92,14 @@ export function estimateTrainingMemory(config: ModelConfig, options: EstimateOpt
     loraDropout: 0,
     gradientCheckpointing: options.gradientCheckpointing,
   });
-  const graph = compileTrainStep(forward, trainable, { optimizer, maxGradNorm: 1 });
   const loraParams = trainable.reduce((n, t) => n + t.init.length, 0);
-  // JavaScript keeps the tensors and the optimizer's slots; each step's outputs are new copies of both.
-  const loraAndOptimizer = 2 * loraParams * 4 * (1 + stateSlots(optimizer).length);
+  const stateBytes = loraParams * 4 * (1 + stateSlots(optimizer).length);
+  // The graph the engine runs: the fused step, or for a large trainable state the gradients alone (then an update in
+  // place, chunk by chunk). JavaScript keeps the tensors and the optimizer's slots; a fused step's outputs are new
+  // copies of both.
+  const inPlace = stateBytes > STREAMED_UPDATE_BYTES;
+  const graph = inPlace ? compileGradStep(forward, trainable) : compileTrainStep(forward, trainable, { optimizer, maxGradNorm: 1 });
+  const loraAndOptimizer = inPlace ? stateBytes : 2 * stateBytes;
   const overhead = quant ? QUANTIZED_ACTIVATION_OVERHEAD : ACTIVATION_OVERHEAD;
   const activations = overhead * peakActivationBytes(graph, { batch: options.batch ?? 1, seq: options.seq ?? 512 });
   const total = weights + loraAndOptimizer + activations + RUNTIME_BYTES;
@@ -113,15 +121,17 @@ function weightBytes(name: string, shape: readonly number[], dtype: ComputeDtype
  * The most bytes of intermediate tensors alive at once when the graph runs node by node in its order (the order
  * onnxruntime's sequential executor keeps for a graph built front to back): a tensor lives from the node that makes
  * it to its last reader. Graph inputs and outputs count from start to end; initializers do not (they are weights).
+ * Nodes no output depends on are left out, as they are when the graph is written for onnxruntime.
  */
 export function peakActivationBytes(graph: Graph, dims: Record<string, number>): number {
+  const nodes = liveNodes(graph);
   const lastUse = new Map<Value, number>();
-  graph.nodes.forEach((node, i) => node.inputs.forEach((v) => v && lastUse.set(v, i)));
+  nodes.forEach((node, i) => node.inputs.forEach((v) => v && lastUse.set(v, i)));
   const pinned = new Set<Value>([...graph.inputs, ...graph.outputs.map((o) => o.value)]);
   const bytes = (v: Value) => numel(v.shape.map((d) => (typeof d === "number" ? d : evalDim(d, dims)))) * DTYPE_SIZE[v.dtype];
   let live = graph.inputs.reduce((n, v) => n + bytes(v), 0);
   let peak = live;
-  graph.nodes.forEach((node, i) => {
+  nodes.forEach((node, i) => {
     for (const out of node.outputs) live += bytes(out);
     peak = Math.max(peak, live);
     for (const v of new Set(node.inputs)) if (v && lastUse.get(v) === i && !pinned.has(v) && !graph.initializers.has(v)) live -= bytes(v);

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Builder, DType, TensorArray, toHalf, toOnnx } from "../../sdk/graph";
+import { liveNodes } from "../../sdk/graph/onnx";
 import { Session } from "../../sdk/runtime/session";
 
 test("a symbolic batch dim runs with two batch sizes in one session", async () => {
@@ -189,3 +190,25 @@ test(
     assert.equal(toHalf(2 ** -25 + 2 ** -50), 0x0001);
   },
 );
+
+test("nodes no output depends on are not written (an op the runtime lacks would fail the session if they were)", async () => {
+  const b = new Builder();
+  const x = b.graph.input("x", "float32", [2]);
+  const unused = b.constant([1, 2], [2], "float32", "only_read_by_dead_node");
+  b.op("NoSuchOp", [b.add(x, unused)], [{ dtype: "float32", shape: [2] }]);
+  b.graph.output(b.mul(x, b.scalar(3)), "y");
+  const live = liveNodes(b.graph);
+  assert.deepEqual(
+    live.map((n) => n.op),
+    ["Mul", "Identity"],
+  );
+  const bytes = toOnnx(b.graph);
+  assert.ok(!Buffer.from(bytes).includes("only_read_by_dead_node"), "an initializer only dead nodes read is left out too");
+  const session = await Session.create(bytes);
+  try {
+    const { y } = await session.run({ x: { dtype: "float32", shape: [2], data: Float32Array.from([1, -2]) } });
+    assert.deepEqual(Array.from(y.data as Float32Array), [3, -6]);
+  } finally {
+    await session.release();
+  }
+});

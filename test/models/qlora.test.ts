@@ -9,7 +9,8 @@ import * as fs from "node:fs";
 import { existsSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { dequantChunk } from "../../sdk/graph/quant";
-import { createTinyModel } from "../../sdk/io/tiny";
+import { castChunk } from "../../sdk/graph/half-linear";
+import { createTinyModel, type TinyModelOptions } from "../../sdk/io/tiny";
 import { QUANTIZED_WEIGHT, type QuantConfig } from "../../sdk/io/quantize";
 import { openWeights, writeSafetensors, toFloat32 } from "../../sdk/io/safetensors";
 import { dequantizedWeight } from "../../sdk/io/weight-cache";
@@ -22,6 +23,7 @@ import type { Device } from "../../sdk/runtime/device";
 import type { HostTensor } from "../../sdk/runtime/session";
 import { compileGradStep, names } from "../../sdk/train/step";
 import { Rng } from "../../sdk/util/random";
+import { float32ToBf16Bits } from "../../sdk/util/float16";
 import { tempDir } from "../io/tmp";
 
 const CONFIGS: QuantConfig[] = [
@@ -31,10 +33,13 @@ const CONFIGS: QuantConfig[] = [
   { type: "int8", blockSize: 64, doubleQuant: false },
 ];
 
-/** A tiny model, and a copy of it whose quantised linears hold the dequantised values of `quant` (float32). */
-function models(quant: QuantConfig, cache: string) {
+/**
+ * A tiny model, and a float32 copy of it holding what the quantised base computes with: the dequantised values of
+ * `quant` for the linears, and the vocabulary matrices as the weight file keeps them (16 bits for a 16-bit model).
+ */
+function models(quant: QuantConfig, cache: string, tiny: Partial<TinyModelOptions> = {}) {
   const dir = tempDir("tunelab-qlora-");
-  createTinyModel({ arch: "qwen2", out: dir, seed: 3, numLayers: 2, initStd: 0.2 });
+  createTinyModel({ arch: "qwen2", out: dir, seed: 3, numLayers: 2, initStd: 0.2, ...tiny });
   const base = openModel(dir);
   const quantized = new FrozenWeights(openWeights(dir), "float32", cache, quant);
   const file = quantized.weightFile();
@@ -44,7 +49,9 @@ function models(quant: QuantConfig, cache: string) {
   let replaced = 0;
   for (const name of source.names()) {
     const t = source.read(name);
-    const data = QUANTIZED_WEIGHT.test(name) ? (replaced++, dequantizedWeight(file, name)) : Float32Array.from(toFloat32(t));
+    const stored = QUANTIZED_WEIGHT.test(name) || file.tensors.get(name)?.dtype === "float16";
+    if (QUANTIZED_WEIGHT.test(name)) replaced++;
+    const data = stored ? dequantizedWeight(file, name) : Float32Array.from(toFloat32(t));
     tensors[name] = { dtype: "F32", shape: t.shape, data };
   }
   assert.equal(replaced, 7 * base.config.numHiddenLayers, "every linear of every layer is quantised");
@@ -65,9 +72,9 @@ function batchOf(trainable: ReturnType<typeof loraTrainables>, rng: Rng): Record
   return batch;
 }
 
-async function compare(quant: QuantConfig, device: Device, gradientCheckpointing: boolean): Promise<void> {
+async function compare(quant: QuantConfig, device: Device, gradientCheckpointing: boolean, tiny: Partial<TinyModelOptions> = {}): Promise<void> {
   const cache = tempDir("tunelab-qlora-cache-");
-  const { base, quantized, dense } = models(quant, cache);
+  const { base, quantized, dense } = models(quant, cache, tiny);
   const modules = loraModules(base.config, makeLoraConfig({ r: 4, loraAlpha: 8, targetModules: "all-linear" }));
   const rng = new Rng(11);
   const trainable = loraTrainables(modules, 1).map((t) => ({
@@ -122,6 +129,39 @@ test("the backward pass dequantising a few rows at a time gives the same gradien
   } finally {
     dequantChunk.values = saved;
   }
+});
+
+for (const tie of [false, true]) {
+  test(`a bfloat16 model's ${tie ? "tied " : ""}vocabulary matrices stay in 16 bits: same loss and gradients, cast a few rows at a time`, async () => {
+    const cache = tempDir("tunelab-qlora-cache-");
+    const { quantized } = models({ type: "nf4", blockSize: 64, doubleQuant: true }, cache, { dtype: "bfloat16", tieWordEmbeddings: tie });
+    const kept = [...quantized.weightFile().tensors].filter(([, s]) => s.dtype === "float16").map(([name]) => name);
+    assert.deepEqual(kept.sort(), tie ? ["model.embed_tokens.weight"] : ["lm_head.weight", "model.embed_tokens.weight"]);
+    const saved = castChunk.values;
+    castChunk.values = 64 * 40; // 40 rows of the 64-wide matrix per cast: the vocabulary takes several chunks
+    try {
+      await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", false, { dtype: "bfloat16", tieWordEmbeddings: tie });
+      await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", true, { dtype: "bfloat16", tieWordEmbeddings: tie });
+    } finally {
+      castChunk.values = saved;
+    }
+  });
+}
+
+test("a vocabulary matrix with a value beyond float16's range stays float32 in a quantised base", () => {
+  const dir = tempDir("tunelab-qlora-");
+  createTinyModel({ arch: "llama", out: dir, seed: 4, numLayers: 1, dtype: "bfloat16" });
+  const source = openWeights(dir);
+  const tensors: Record<string, { dtype: "BF16"; shape: number[]; data: Uint16Array }> = {};
+  for (const name of source.names()) {
+    const t = source.read(name);
+    tensors[name] = { dtype: "BF16", shape: t.shape, data: Uint16Array.from(t.data as Uint16Array) };
+  }
+  tensors["lm_head.weight"].data[5] = float32ToBf16Bits([1e6])[0];
+  writeSafetensors(path.join(dir, "model.safetensors"), tensors);
+  const file = new FrozenWeights(openWeights(dir), "float32", tempDir("tunelab-qlora-cache-"), { type: "nf4", blockSize: 64, doubleQuant: true }).weightFile();
+  assert.equal(file.tensors.get("lm_head.weight")!.dtype, undefined);
+  assert.equal(file.tensors.get("model.embed_tokens.weight")!.dtype, "float16");
 });
 
 test("a quantised cache entry is published whole and reused; other settings get another entry", () => {
