@@ -80,15 +80,16 @@ export function writeOnnxWithExternalData(graph: Graph, file: string, minBytes =
  * (which orders nodes by a depth-first walk from the leaves) may run late, keeping its inputs alive until then.
  */
 export function liveNodes(graph: Graph): Node[] {
-  const live = new Set<Node>();
-  const stack = graph.outputs.map((o) => o.value.producer).filter((n): n is Node => !!n);
+  // By index: a rewrite may replace a node in graph.nodes (export/opset.ts), while its outputs name the old object.
+  const live = new Set<number>();
+  const stack = graph.outputs.flatMap((o) => (o.value.producer ? [o.value.producer.index] : []));
   while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (live.has(node)) continue;
-    live.add(node);
-    for (const v of node.inputs) if (v?.producer && !live.has(v.producer)) stack.push(v.producer);
+    const index = stack.pop()!;
+    if (live.has(index)) continue;
+    live.add(index);
+    for (const v of graph.nodes[index].inputs) if (v?.producer && !live.has(v.producer.index)) stack.push(v.producer.index);
   }
-  return graph.nodes.filter((n) => live.has(n));
+  return graph.nodes.filter((n) => live.has(n.index));
 }
 
 function writeGraph(w: ProtoWriter, graph: Graph, replace?: ReadonlyMap<Value, TensorData>): void {
