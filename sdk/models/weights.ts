@@ -25,7 +25,7 @@ export interface WeightSource {
   constant(b: Builder, name: string): Value;
   /** x @ Wᵀ (+ bias) for the [out, in] linear weight `name`: a dense Gemm, or a quantised kernel for a quantised base. */
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value;
-  /** Rows `ids` (int64, any shape) of the matrix `name` in `dtype`: an embedding lookup. */
+  /** Rows `ids` (int64, any shape) of the matrix `name` in the compute dtype: an embedding lookup. */
   rows(b: Builder, name: string, ids: Value): Value;
 }
 
