@@ -1,6 +1,6 @@
 /**
  * `npm run bench:memory -- --preset NAME | --model DIR [--seq N] [--device cpu] [--gradient_checkpointing]
- * [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps N]`: a timeline of the process's
+ * [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps N] [--use_dora]`: a timeline of the process's
  * memory (VmRSS and VmHWM from /proc/self/status) through the phases of a LoRA training run at real model sizes:
  * opening the model, building the train-step graphs and their sessions, the first step and two more (LoRA
  * rank 16 on all linear layers, batch 1 x seq tokens, AdamW), through the StepEngine a `tunelab train` run uses,
@@ -39,7 +39,7 @@ interface Mark extends Sample {
   file: number;
 }
 
-const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing] [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps 3] [--update_chunk N (0: the fused step)]`;
+const USAGE = `usage: npm run bench:memory -- (--preset ${PRESET_NAMES.join("|")} | --model DIR) [--seq N] [--device cpu|cuda|webgpu] [--gradient_checkpointing] [--quantization_bit 4|8] [--quantization_type nf4|fp4|int4] [--steps 3] [--update_chunk N (0: the fused step)] [--use_dora]`;
 
 interface Args {
   preset?: string;
@@ -47,6 +47,8 @@ interface Args {
   seq: number;
   device: Provider;
   checkpointing: boolean;
+  /** DoRA instead of LoRA (PEFT's use_dora). */
+  dora: boolean;
   /** QLoRA: the base's linears in 4 or 8 bits (bitsandbytes' defaults: NF4, blocks of 64, double quantisation). */
   bits?: number;
   quantType: "nf4" | "fp4" | "int4";
@@ -57,10 +59,11 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const out: Args = { seq: 512, device: "cpu", checkpointing: false, quantType: "nf4", steps: 3 };
+  const out: Args = { seq: 512, device: "cpu", checkpointing: false, dora: false, quantType: "nf4", steps: 3 };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--gradient_checkpointing") {
-      out.checkpointing = true;
+    if (argv[i] === "--gradient_checkpointing" || argv[i] === "--use_dora") {
+      if (argv[i] === "--use_dora") out.dora = true;
+      else out.checkpointing = true;
       continue;
     }
     const value = argv[i + 1];
@@ -134,9 +137,8 @@ async function main(): Promise<void> {
     mark("model opened");
 
     // What `tunelab train` sets up for LoRA on a causal LM (sdk/train/trainer.ts), at rank 16 on all linears.
-    const lora = makeLoraConfig({ r: 16, loraAlpha: 32, targetModules: "all-linear" });
+    const lora = makeLoraConfig({ r: 16, loraAlpha: 32, targetModules: "all-linear", useDora: args.dora });
     const modules = loraModules(model.config, lora);
-    const trainable = loraTrainables(modules, 0);
     const optimizer: OptimizerOptions = { name: "adamw", weightDecay: 0.01 };
     const quant = quantConfigOf({
       quantization_bit: args.bits,
@@ -148,6 +150,9 @@ async function main(): Promise<void> {
     const weights = model.weights.as("float32").quantized(quant);
     weights.weightFile();
     mark(quant ? `weight file (${quant.type}) ready` : "weight file ready");
+    // DoRA's magnitudes start at the row norms of the weights the graphs use (read from the weight file here).
+    const trainable = loraTrainables(modules, 0, undefined, weights);
+    if (args.dora) mark("DoRA magnitudes initialised");
     const forward = causalLMForward({
       config: model.config,
       weights,
@@ -196,7 +201,7 @@ async function main(): Promise<void> {
   const mb = (x: number) => x.toFixed(0).padStart(8);
   const width = Math.max(28, ...rows.map((r) => r.phase.length));
   console.log(
-    `memory timeline: ${args.preset ?? dir}, LoRA r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}${args.checkpointing ? ", gradient checkpointing" : ""}${args.bits ? `, ${args.bits}-bit base (${args.bits === 8 ? "int8" : args.quantType})` : ""}, ${samples.length} samples`,
+    `memory timeline: ${args.preset ?? dir}, ${args.dora ? "DoRA" : "LoRA"} r16 all-linear, batch 1 x ${args.seq}, AdamW, ${args.device}${args.checkpointing ? ", gradient checkpointing" : ""}${args.bits ? `, ${args.bits}-bit base (${args.bits === 8 ? "int8" : args.quantType})` : ""}, ${samples.length} samples`,
   );
   console.log(
     `${"phase".padEnd(width)} ${"t (s)".padStart(8)} ${"RSS MiB".padStart(8)} ${"mapped".padStart(8)} ${"max MiB".padStart(8)} ${"peak MiB".padStart(8)}`,

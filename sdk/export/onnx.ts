@@ -99,6 +99,10 @@ class ExportWeights implements WeightSource {
   rows(b: Builder, name: string, ids: Value): Value {
     return b.gather(this.constant(b, name), ids, 0);
   }
+
+  rowSquares(b: Builder, name: string): Value {
+    return b.reduceSumSquare(this.constant(b, name), [1]);
+  }
 }
 
 /**

@@ -196,7 +196,7 @@ export class Builder {
 
   // ---- reductions ------------------------------------------------------------------------------------------
 
-  private reduce(op: "ReduceSum" | "ReduceMean" | "ReduceMax", x: Value, axes: readonly number[], keepdims: boolean): Value {
+  private reduce(op: "ReduceSum" | "ReduceSumSquare" | "ReduceMean" | "ReduceMax", x: Value, axes: readonly number[], keepdims: boolean): Value {
     const norm = axes.map((a) => normAxis(a, x.rank, op));
     const shape: Dim[] = [];
     x.shape.forEach((d, i) => {
@@ -208,6 +208,10 @@ export class Builder {
 
   reduceSum(x: Value, axes: readonly number[], keepdims = false): Value {
     return this.reduce("ReduceSum", x, axes, keepdims);
+  }
+  /** Σ x² over `axes` (no gradient rule: for detached values such as DoRA's weight norm). */
+  reduceSumSquare(x: Value, axes: readonly number[], keepdims = false): Value {
+    return this.reduce("ReduceSumSquare", x, axes, keepdims);
   }
   reduceMean(x: Value, axes: readonly number[], keepdims = false): Value {
     return this.reduce("ReduceMean", x, axes, keepdims);

@@ -158,27 +158,47 @@ function quantizedMatMulGrad(b: Builder, node: Node, dys: readonly (Value | null
   const m = matrixOf(node);
   const x = node.inputs[0]!;
   const flat = dy.rank === 2 ? dy : b.reshape(dy, [-1, m.n]);
-  const gate = runtimeTrue(b, flat);
+  const terms = rowChunks(b, m, b.cast(m.scaleValues, "float32"), runtimeTrue(b, flat), dy.dtype, (w, r0, r1) =>
+    b.gemm(r0 === 0 && r1 === m.n ? flat : b.slice(flat, [r0], [r1], [1]), w),
+  );
+  let dx = terms.reduce((sum, term) => b.add(sum, term));
+  if (x.rank !== 2) dx = b.reshapeTo(dx, b.shapeOf(x), x.shape);
+  return [dx, null, null];
+}
+
+/**
+ * Σ_k W[n, k]² of each row of a quantised weight, float32 [N] (DoRA's weight norm), dequantising a chunk of rows at a
+ * time once `gateOn` is computed.
+ */
+export function quantizedRowSquares(b: Builder, m: QuantizedMatrix, gateOn: Value): Value {
+  const gate = runtimeTrue(b, gateOn);
+  const parts = rowChunks(b, m, blockScales(b, m, gate), gate, "float32", (w) => b.reduceSumSquare(w, [1]));
+  return parts.length === 1 ? parts[0] : b.concat(parts, 0);
+}
+
+/**
+ * `use(W[r0:r1], r0, r1)` for each chunk of at most dequantChunk.values weights of a quantised [N, K] matrix, with
+ * its codes gated on `gate` and `scales` its float32 per-block scales; the results in row order.
+ */
+function rowChunks(
+  b: Builder,
+  m: QuantizedMatrix,
+  scales: Value,
+  gate: Value,
+  dtype: Value["dtype"],
+  use: (w: Value, r0: number, r1: number) => Value,
+): Value[] {
   const codes = gated(b, m.codes, gate);
-  const scales = b.cast(m.scaleValues, "float32");
   const bytesPerRow = (m.k * QUANT_BITS[m.type]) / 8;
   const blocksPerRow = m.k / m.blockSize;
   const rows = Math.max(1, Math.floor(dequantChunk.values / m.k));
-  let dx: Value | null = null;
+  const out: Value[] = [];
   for (let r0 = 0; r0 < m.n; r0 += rows) {
     const r1 = Math.min(m.n, r0 + rows);
-    const part: QuantizedMatrix = {
-      ...m,
-      n: r1 - r0,
-      codes: b.slice(codes, [r0 * bytesPerRow], [r1 * bytesPerRow], [0]),
-    };
-    const w = dequantizeGated(b, part, b.slice(scales, [r0 * blocksPerRow], [r1 * blocksPerRow], [0]), dy.dtype);
-    const dyRows = r0 === 0 && r1 === m.n ? flat : b.slice(flat, [r0], [r1], [1]);
-    const term = b.gemm(dyRows, w);
-    dx = dx ? b.add(dx, term) : term;
+    const part: QuantizedMatrix = { ...m, n: r1 - r0, codes: b.slice(codes, [r0 * bytesPerRow], [r1 * bytesPerRow], [0]) };
+    out.push(use(dequantizeGated(b, part, b.slice(scales, [r0 * blocksPerRow], [r1 * blocksPerRow], [0]), dtype), r0, r1));
   }
-  if (x.rank !== 2) dx = b.reshapeTo(dx!, b.shapeOf(x), x.shape);
-  return [dx, null, null];
+  return out;
 }
 
 /** W [n, k] in `dtype` from codes that are already gated (no constant folding can reach them) and float32 scales. */

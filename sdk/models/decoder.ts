@@ -149,8 +149,11 @@ function decoderLayers(
     const bias = hasBias ? weights.constant(b, `${path}.bias`) : null;
     const y = weights.linear(b, h, `${path}.weight`, bias);
     const m = lora?.modules.get(path);
-    // LoRA adds its term to y; DoRA also takes the dense weight (for its norm) and the bias (PEFT's base output is y - bias).
-    return m && lora ? adaptedLinear(b, { x: h, y, bias, weight: () => weights.constant(b, `${path}.weight`) }, m, lora, ++salt) : y;
+    // LoRA adds its term to y; DoRA also takes the weight's products and row squares (for its norm) and the bias
+    // (PEFT's base output is y - bias).
+    const multiply = (v: Value) => weights.linear(b, b.cast(v, dtype), `${path}.weight`, null);
+    const rowSquares = () => weights.rowSquares(b, `${path}.weight`, h);
+    return m && lora ? adaptedLinear(b, { x: h, y, bias, multiply, rowSquares }, m, lora, ++salt) : y;
   };
 
   const presentKeys: Value[] = [];

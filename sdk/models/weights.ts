@@ -1,12 +1,12 @@
 /** Where decoder graphs take model weights from: the checkpoint's frozen weights, or trainable inputs replacing some. */
-import { Value } from "../graph/ir";
+import { Graph, Value } from "../graph/ir";
 import { Builder } from "../graph/ops";
 import { halfStoredLinear } from "../graph/half-linear";
-import { quantizedLinear, QUANT_BITS, type QuantizedMatrix, type ScaleSource } from "../graph/quant";
+import { quantizedLinear, quantizedRowSquares, QUANT_BITS, type QuantizedMatrix, type ScaleSource } from "../graph/quant";
 import { expectedWeights, type ModelConfig } from "../io/config";
 import { DOUBLE_QUANT_BLOCK, DYNAMIC_CODE, QUANTIZED_WEIGHT, type QuantConfig } from "../io/quantize";
 import { toFloat32, TensorSource } from "../io/safetensors";
-import { weightFile, type QuantizedSlices, type WeightFile, type WeightSlice } from "../io/weight-cache";
+import { dequantizedWeight, weightFile, type QuantizedSlices, type WeightFile, type WeightSlice } from "../io/weight-cache";
 
 /** The element type a graph computes in: float32, or float16 (GPU providers; trainable tensors stay float32). */
 export type ComputeDtype = "float32" | "float16";
@@ -27,6 +27,8 @@ export interface WeightSource {
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value;
   /** Rows `ids` (int64, any shape) of the matrix `name` in the compute dtype: an embedding lookup. */
   rows(b: Builder, name: string, ids: Value): Value;
+  /** Σ W² of each row of the [out, in] weight `name`, float32 [out]; a quantised one is dequantised once `after` exists. */
+  rowSquares(b: Builder, name: string, after: Value): Value;
 }
 
 /** A linear through a quantised base's kernel when `name` is quantised there, else the dense Gemm. */
@@ -36,6 +38,11 @@ function linearOf(source: WeightSource, b: Builder, x: Value, name: string, bias
   let y = quantizedLinear(b, flat, quantized);
   if (x.rank !== 2) y = b.reshapeTo(y, b.concat([b.slice(b.shapeOf(x), [0], [-1], [0]), b.int64s([quantized.n])], 0), [...x.shape.slice(0, -1), quantized.n]);
   return bias ? b.add(y, bias) : y;
+}
+
+/** A weight's row squares: from its quantised parts, gated on `after`, when `name` is quantised, else from the dense weight. */
+function rowSquaresOf(source: WeightSource, b: Builder, name: string, after: Value, quantized?: QuantizedMatrix): Value {
+  return quantized ? quantizedRowSquares(b, quantized, after) : b.reduceSumSquare(b.cast(source.constant(b, name), "float32"), [1]);
 }
 
 /** Base weights with some of them replaced by trainable graph inputs (float32 master copies, cast where used). */
@@ -65,6 +72,10 @@ export class TrainableWeights implements WeightSource {
   rows(b: Builder, name: string, ids: Value): Value {
     return this.trainable.has(name) ? b.gather(this.constant(b, name), ids, 0) : this.frozen.rows(b, name, ids);
   }
+
+  rowSquares(b: Builder, name: string, after: Value): Value {
+    return this.trainable.has(name) ? rowSquaresOf(this, b, name, after) : this.frozen.rowSquares(b, name, after);
+  }
 }
 
 /**
@@ -73,6 +84,7 @@ export class TrainableWeights implements WeightSource {
  */
 export class FrozenWeights implements WeightSource {
   private file?: WeightFile;
+  private readonly added = new WeakMap<Graph, Map<string, Value | QuantizedMatrix>>();
 
   /** @param dtype what `constant()` emits; `as()` gives a view in another dtype; `quant` block-quantises the decoder linears. */
   constructor(
@@ -103,12 +115,33 @@ export class FrozenWeights implements WeightSource {
   }
 
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
-    const q = this.quant ? this.weightFile().quantized.get(name) : undefined;
     if (this.isHalfStored(name)) {
       const y = halfStoredLinear(b, x, this.initializer(b, name));
       return bias ? b.add(y, bias) : y;
     }
-    return linearOf(this, b, x, name, bias, q && quantizedMatrix(b, this.weightFile().file, name, q));
+    return linearOf(this, b, x, name, bias, this.quantizedParts(b, name));
+  }
+
+  rowSquares(b: Builder, name: string, after: Value): Value {
+    if (this.isHalfStored(name)) return b.reduceSumSquare(b.cast(this.initializer(b, name), "float32"), [1]);
+    return rowSquaresOf(this, b, name, after, this.quantizedParts(b, name));
+  }
+
+  /** `name`'s quantised parts as initializers when this base quantises it. */
+  private quantizedParts(b: Builder, name: string): QuantizedMatrix | undefined {
+    const q = this.quant ? this.weightFile().quantized.get(name) : undefined;
+    return q && this.once(b, `quantized:${name}`, () => quantizedMatrix(b, this.weightFile().file, name, q));
+  }
+
+  /**
+   * What `make` adds to b's graph for `key`, made once per graph: onnxruntime maps each external initializer on its
+   * own, so a weight added twice (DoRA's norm, a tied embedding) would be resident twice.
+   */
+  private once<T extends Value | QuantizedMatrix>(b: Builder, key: string, make: () => T): T {
+    let added = this.added.get(b.graph);
+    if (!added) this.added.set(b.graph, (added = new Map()));
+    if (!added.has(key)) added.set(key, make());
+    return added.get(key) as T;
   }
 
   rows(b: Builder, name: string, ids: Value): Value {
@@ -121,8 +154,15 @@ export class FrozenWeights implements WeightSource {
     return this.dtype === "float32" && this.weightFile().tensors.get(name)?.dtype === "float16";
   }
 
-  /** One tensor as float32 in its file layout, read from the checkpoint now (not kept). */
+  /**
+   * One tensor as float32 in its file layout, read now (not kept): from the checkpoint, or for a weight a quantised
+   * base keeps quantised or in 16 bits, the values its graphs compute with (DoRA's magnitude starts from these).
+   */
   get(name: string): HostWeight {
+    const stored = this.quant ? this.weightFile() : undefined;
+    if (stored && (stored.quantized.has(name) || this.isHalfStored(name))) {
+      return { shape: [...this.source.info(name).shape], data: dequantizedWeight(stored, name) };
+    }
     const t = this.source.read(name);
     if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) {
       throw new Error(`${this.source.path}: "${name}" has dtype ${t.dtype}; model weights must be F32, F16, BF16 or F64`);
@@ -143,7 +183,8 @@ export class FrozenWeights implements WeightSource {
     if (!slice && file.quantized.has(name)) throw new Error(`${this.source.path}: "${name}" is quantised in this base; use linear()`);
     if (!slice) throw new Error(`${this.source.path}: no tensor "${name}"`);
     const dtype = slice.dtype === "float16" ? "float16" : this.dtype;
-    return b.graph.initializer(name, { dtype, shape: slice.shape, external: { location: file.file, offset: slice.offset, length: slice.length } });
+    const external = { location: file.file, offset: slice.offset, length: slice.length };
+    return this.once(b, name, () => b.graph.initializer(name, { dtype, shape: slice.shape, external }));
   }
 }
 
@@ -163,9 +204,18 @@ export class ShapeOnlyWeights implements WeightSource {
   }
 
   linear(b: Builder, x: Value, name: string, bias: Value | null): Value {
+    return linearOf(this, b, x, name, bias, this.quantizedParts(b, name));
+  }
+
+  rowSquares(b: Builder, name: string, after: Value): Value {
+    return rowSquaresOf(this, b, name, after, this.quantizedParts(b, name));
+  }
+
+  /** The quantised parts `name` would have (sizes only) when this plan quantises it. */
+  private quantizedParts(b: Builder, name: string): QuantizedMatrix | undefined {
     const shape = this.shapes.get(name);
-    if (!this.quant || !shape || !QUANTIZED_WEIGHT.test(name)) return linearOf(this, b, x, name, bias);
-    return linearOf(this, b, x, name, bias, quantizedMatrix(b, "(planning only)", name, planningSlices(shape, this.quant)));
+    if (!this.quant || !shape || !QUANTIZED_WEIGHT.test(name)) return undefined;
+    return quantizedMatrix(b, "(planning only)", name, planningSlices(shape, this.quant));
   }
 
   has(name: string): boolean {

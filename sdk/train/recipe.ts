@@ -44,12 +44,6 @@ export function resolveRecipe(input: RecipeInput, source = "recipe", options: Re
   const recipe = r as Recipe;
   if (recipe.max_steps === 0 && !(recipe.num_train_epochs > 0)) fail("num_train_epochs", "positive when max_steps is 0");
   if (recipe.fp16 && recipe.bf16) fail("bf16", "false when fp16 is true (at most one of fp16 and bf16, as in Hugging Face)");
-  if (recipe.use_dora && recipe.quantization_bit !== undefined) {
-    fail(
-      "use_dora",
-      "false with quantization_bit (DoRA on a quantised base is not supported yet: train DoRA on the 16/32-bit base, or LoRA on the quantised one)",
-    );
-  }
   return recipe;
 }
 

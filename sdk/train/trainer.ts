@@ -260,9 +260,10 @@ function setupTuning(recipe: Recipe, model: BaseModel, data: PreparedData): Tuni
   const loraConfig =
     from && lora ? { ...from.config, baseModelNameOrPath: recipe.model_name_or_path, inferenceMode: true } : loraConfigOf(recipe, cls ? numLabels : null);
   const modules = lora ? loraModules(model.config, loraConfig) : [];
-  const trainable = lora ? loraTrainables(modules, recipe.seed, from, model.weights) : weightTrainables(model, recipe);
-  if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
   const weights = model.weights.as(recipe.fp16 ? "float16" : "float32").quantized(quantConfigOf(recipe));
+  // A new DoRA magnitude starts at the row norms of the weights the graphs compute with (dequantised, on a quantised base).
+  const trainable = lora ? loraTrainables(modules, recipe.seed, from, weights) : weightTrainables(model, recipe);
+  if (cls) trainable.push(scoreTrainable(model, numLabels, recipe.seed, from));
   const ctx = { config: model.config, weights, lora: modules, loraDropout: recipe.lora_dropout, gradientCheckpointing: recipe.gradient_checkpointing };
   const forwardOf = cls ? classificationForward : causalLMForward;
   const engine = StepEngine.create({

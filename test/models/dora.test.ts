@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Builder, gradients, toOnnx } from "../../sdk/graph";
+import { Builder, gradients, toOnnx, type Value } from "../../sdk/graph";
 import { createTinyModel } from "../../sdk/io/tiny";
 import { SafetensorsFile, toFloat32 } from "../../sdk/io/safetensors";
 import { BaseModel, openModel } from "../../sdk/models/model";
@@ -23,6 +23,7 @@ import {
   hashKeepMask,
   loadAdapter,
   loraConfigOf,
+  type LinearParts,
   type LoraModule,
   loraModules,
   loraNames,
@@ -56,6 +57,11 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 const [N, IN, OUT, R, SCALING] = [5, 6, 4, 2, 1.5];
 const layerModule: LoraModule = { path: "layer", rank: R, scaling: SCALING, inFeatures: IN, outFeatures: OUT, dora: true };
 
+/** What DoRA needs of a dense weight W [out, in] given as a graph value. */
+function dense(b: Builder, w: Value): Pick<LinearParts, "multiply" | "rowSquares"> {
+  return { multiply: (v) => b.linear(v, w), rowSquares: () => b.reduceSumSquare(w, [1]) };
+}
+
 /** Random data of one layer: x [N, IN], W [OUT, IN], bias [OUT], A [R, IN], B [OUT, R], magnitude [OUT]. */
 function layerData(seed: number) {
   const rng = new Rng(seed);
@@ -88,9 +94,9 @@ for (const [label, p, withBias] of [
       ],
       build: (b, [x, w, bias, a, bm, m, a0, b0, seed]) => {
         const y = b.linear(x, w, withBias ? bias : null);
-        const norm = doraWeightNorm(b, w, a0, b0, SCALING);
+        const norm = doraWeightNorm(b, dense(b, w), a0, b0, SCALING);
         const dropout = p > 0 ? { p, seed } : null;
-        return b.add(y, doraDelta(b, { x, y, bias: withBias ? bias : null, weight: () => w }, a, bm, m, layerModule, dropout, 5, norm));
+        return b.add(y, doraDelta(b, { x, y, bias: withBias ? bias : null, ...dense(b, w) }, a, bm, m, layerModule, dropout, 5, norm));
       },
     });
   });
@@ -115,9 +121,9 @@ test("the weight norm is detached: gradients with the norm taken from the traine
   const [x, w, a, bm, m, a0, b0] = [input("x", [N, IN]), input("w", [OUT, IN]), input("a", [R, IN]), input("b", [OUT, R]), input("m", [OUT]), input("a0", [R, IN]), input("b0", [OUT, R])];
   const r = input("r", [N, OUT]);
   const y = b.linear(x, w);
-  const layer = { x, y, bias: null, weight: () => w };
+  const layer = { x, y, bias: null, ...dense(b, w) };
   const own = doraDelta(b, layer, a, bm, m, layerModule, null, 1);
-  const copies = doraDelta(b, layer, a, bm, m, layerModule, null, 1, doraWeightNorm(b, w, a0, b0, SCALING));
+  const copies = doraDelta(b, layer, a, bm, m, layerModule, null, 1, doraWeightNorm(b, dense(b, w), a0, b0, SCALING));
   const gOwn = gradients(b, b.sumAll(b.mul(own, r)), [a, bm, m]);
   const gCopies = gradients(b, b.sumAll(b.mul(copies, r)), [a, bm, m]);
   b.graph.output(b.sub(own, copies), "forward_diff");
@@ -175,7 +181,7 @@ for (const p of [0, 0.4]) {
     const seed = b.graph.input("seed", "int64", []);
     const y = b.linear(x, w, bias);
     const dropout = p > 0 ? { p, seed } : null;
-    b.graph.output(doraDelta(b, { x, y, bias, weight: () => w }, a, bm, m, layerModule, dropout, 3), "delta");
+    b.graph.output(doraDelta(b, { x, y, bias, ...dense(b, w) }, a, bm, m, layerModule, dropout, 3), "delta");
     b.graph.output(b.cast(hashKeepMask(b, x, seed, 3, p), "float64"), "keep");
     const out = await runOnce(b, {
       x: f64([N, IN], d.x),
@@ -202,7 +208,7 @@ test("doraWeightNorm (never forming B @ A) equals the row norms of W + scaling *
   const bMat = Float32Array.from({ length: out * r }, () => rng.normal() * 0.2);
   const b = new Builder();
   const [wv, av, bv] = [b.graph.input("w", "float32", [out, inF]), b.graph.input("a", "float32", [r, inF]), b.graph.input("b", "float32", [out, r])];
-  b.graph.output(doraWeightNorm(b, wv, av, bv, 2), "norm");
+  b.graph.output(doraWeightNorm(b, dense(b, wv), av, bv, 2), "norm");
   const got = (await runOnce(b, { w: { dtype: "float32", shape: [out, inF], data: w }, a: { dtype: "float32", shape: [r, inF], data: a }, b: { dtype: "float32", shape: [out, r], data: bMat } }))
     .norm.data as Float32Array;
   const want = doraRowNorms(w, a, bMat, r, inF, out, 2);

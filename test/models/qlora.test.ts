@@ -72,19 +72,29 @@ function batchOf(trainable: ReturnType<typeof loraTrainables>, rng: Rng): Record
   return batch;
 }
 
-async function compare(quant: QuantConfig, device: Device, gradientCheckpointing: boolean, tiny: Partial<TinyModelOptions> = {}): Promise<void> {
+/** What else a comparison trains with: a 16-bit tiny model, DoRA, LoRA dropout. */
+interface CompareOptions {
+  tiny?: Partial<TinyModelOptions>;
+  dora?: boolean;
+  dropout?: number;
+}
+
+async function compare(quant: QuantConfig, device: Device, gradientCheckpointing: boolean, opts: CompareOptions = {}): Promise<void> {
   const cache = tempDir("tunelab-qlora-cache-");
-  const { base, quantized, dense } = models(quant, cache, tiny);
-  const modules = loraModules(base.config, makeLoraConfig({ r: 4, loraAlpha: 8, targetModules: "all-linear" }));
+  const { base, quantized, dense } = models(quant, cache, opts.tiny);
+  const modules = loraModules(base.config, makeLoraConfig({ r: 4, loraAlpha: 8, targetModules: "all-linear", useDora: opts.dora ?? false }));
   const rng = new Rng(11);
-  const trainable = loraTrainables(modules, 1).map((t) => ({
+  // A DoRA magnitude starts at the quantised base's row norms (the dense copy holds the same values).
+  const trainable = loraTrainables(modules, 1, undefined, quantized).map((t) => ({
     ...t,
     init: t.name.endsWith("lora_B") ? Float32Array.from(t.init, () => rng.normal() * 0.1) : t.init,
   }));
   const batch = batchOf(trainable, rng);
+  const loraDropout = opts.dropout ?? 0;
+  if (loraDropout > 0) batch.dropout_seed = { dtype: "int64", shape: [], data: BigInt64Array.of(5n) };
   const outs = [];
   for (const weights of [quantized, dense]) {
-    const graph = compileGradStep(causalLMForward({ config: base.config, weights, lora: modules, loraDropout: 0, gradientCheckpointing }), trainable);
+    const graph = compileGradStep(causalLMForward({ config: base.config, weights, lora: modules, loraDropout, gradientCheckpointing }), trainable);
     const ops = new Set(graph.nodes.map((n) => n.op));
     if (weights === quantized) assert.ok(ops.has(quant.type === "nf4" || quant.type === "fp4" ? "MatMulBnb4" : "MatMulNBits"), `kernel in ${[...ops]}`);
     const session = await sessionForGraph(graph, { device });
@@ -120,12 +130,25 @@ test("nf4 base with gradient checkpointing: same loss and gradients as the dequa
   await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", true);
 });
 
-test("the backward pass dequantising a few rows at a time gives the same gradients (int4 and nf4, chunks of 1024 weights)", async () => {
+for (const quant of [CONFIGS[0], CONFIGS[3]]) {
+  test(`DoRA on a ${quant.type} base: loss, LoRA and magnitude gradients equal DoRA on the dequantised float32 model's (with dropout, with checkpointing)`, async () => {
+    await compare(quant, "cpu", false, { dora: true });
+    await compare(quant, "cpu", false, { dora: true, dropout: 0.2 });
+    await compare(quant, "cpu", true, { dora: true, dropout: 0.2 });
+  });
+}
+
+test("DoRA on an nf4 base on webgpu: same loss and gradients as on the dequantised float32 model", { skip: hasVulkan ? false : "no Vulkan driver installed" }, async () => {
+  await compare(CONFIGS[0], "webgpu", false, { dora: true });
+});
+
+test("the backward pass and DoRA's weight norm dequantising a few rows at a time give the same gradients (int4 and nf4, chunks of 1024 weights)", async () => {
   const saved = dequantChunk.values;
   dequantChunk.values = 1024; // 16 rows of 64 or 8 of 128 per chunk: every weight of the tiny model takes several
   try {
     await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", false);
     await compare({ type: "int4", blockSize: 32, doubleQuant: false }, "cpu", true);
+    await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", true, { dora: true }); // DoRA's row squares too
   } finally {
     dequantChunk.values = saved;
   }
@@ -140,8 +163,8 @@ for (const tie of [false, true]) {
     const saved = castChunk.values;
     castChunk.values = 64 * 40; // 40 rows of the 64-wide matrix per cast: the vocabulary takes several chunks
     try {
-      await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", false, { dtype: "bfloat16", tieWordEmbeddings: tie });
-      await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", true, { dtype: "bfloat16", tieWordEmbeddings: tie });
+      await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", false, { tiny: { dtype: "bfloat16", tieWordEmbeddings: tie } });
+      await compare({ type: "nf4", blockSize: 64, doubleQuant: true }, "cpu", true, { tiny: { dtype: "bfloat16", tieWordEmbeddings: tie } });
     } finally {
       castChunk.values = saved;
     }

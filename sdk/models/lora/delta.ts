@@ -19,12 +19,15 @@ export interface LoraInGraph {
   dropout: DropoutContext | null;
 }
 
-/** A linear layer as its adapter sees it: input x, output y = x W^T + bias, the bias, and the dense weight W [out, in] on demand. */
+/** A linear layer as its adapter sees it: input x, output y = x W^T + bias, the bias, and what DoRA needs of W [out, in]. */
 export interface LinearParts {
   x: Value;
   y: Value;
   bias: Value | null;
-  weight: () => Value;
+  /** v W^T without the bias, v cast to the compute dtype (a dense Gemm, or a quantised base's kernel). */
+  multiply: (v: Value) => Value;
+  /** Σ W² of each row [out], in float32 (float64 in a float64 graph). */
+  rowSquares: () => Value;
 }
 
 /** `layer`'s output with its module's LoRA or DoRA term added, as PEFT's lora.Linear.forward; `salt` picks its dropout mask. */
@@ -55,33 +58,31 @@ export function doraDelta(
   m: LoraModule,
   dropout: DropoutContext | null,
   salt: number,
-  norm: Value = doraWeightNorm(b, layer.weight(), a, bMat, m.scaling),
+  norm: Value = doraWeightNorm(b, layer, a, bMat, m.scaling),
 ): Value {
   const { x } = layer;
-  const w = layer.weight();
   const scale = b.cast(b.div(b.cast(magnitude, norm.dtype), norm), x.dtype); // [out]
   const dropped = dropout !== null && dropout.p > 0;
   const xin = dropped ? b.dropout(x, hashKeepMask(b, x, dropout.seed, salt, dropout.p), dropout.p) : x;
-  const base = dropped ? b.linear(xin, w) : layer.bias ? b.sub(layer.y, layer.bias) : layer.y;
+  const base = dropped ? layer.multiply(xin) : layer.bias ? b.sub(layer.y, layer.bias) : layer.y;
   const loraOut = loraDelta(b, xin, a, bMat, m, null, salt);
   return b.add(b.mul(b.sub(scale, b.scalarLike(1, scale)), base), b.mul(scale, loraOut));
 }
 
 /**
  * ||W + scaling * B @ A|| of each output row (float32 [out]), detached from the gradient as PEFT does. Computed as
- * sqrt(||W||^2 + 2 scaling <W, B A> + scaling^2 ||B A||^2) from W A^T [out, r] and A A^T [r, r], which never forms
- * the [out, in] product B @ A.
+ * sqrt(||W||^2 + 2 scaling <W, B A> + scaling^2 ||B A||^2) from the rows' squares, A W^T [r, out] (the layer's own
+ * product, so a quantised weight is never dequantised whole) and A A^T [r, r]; it never forms the [out, in] B @ A.
  */
-export function doraWeightNorm(b: Builder, w: Value, a: Value, bMat: Value, scaling: number): Value {
-  // float16 weights are summed in float32; float32 (and float64, for gradient checks) as they are.
-  const dtype = w.dtype === "float16" ? "float32" : w.dtype;
-  const [wf, af, bf] = [w, a, bMat].map((v) => b.cast(v, dtype));
+export function doraWeightNorm(b: Builder, layer: Pick<LinearParts, "multiply" | "rowSquares">, a: Value, bMat: Value, scaling: number): Value {
+  const squares = layer.rowSquares();
+  const [af, bf] = [a, bMat].map((v) => b.cast(v, squares.dtype));
   const rowSum = (v: Value) => b.reduceSum(v, [1]);
-  const [wSquared] = b.op("ReduceSumSquare", [wf, b.int64s([1])], [{ dtype, shape: [w.shape[0]] }], { keepdims: { kind: "int", value: 0 } });
-  const cross = rowSum(b.mul(bf, b.gemm(wf, af, { transB: true }))); // <W_o, (B A)_o> = sum_r B_or (W A^T)_or
+  const aWt = b.cast(layer.multiply(a), squares.dtype); // [r, out]
+  const cross = rowSum(b.mul(bf, b.transpose(aWt, [1, 0]))); // <W_o, (B A)_o> = sum_r B_or (A W^T)_ro
   const quad = rowSum(b.mul(b.matmul(bf, b.gemm(af, af, { transB: true })), bf)); // ||(B A)_o||^2 = B_o (A A^T) B_o^T
-  const squared = b.add(wSquared, b.add(b.mul(cross, b.scalar(2 * scaling, dtype)), b.mul(quad, b.scalar(scaling * scaling, dtype))));
-  return b.stopGradient(b.sqrt(squared));
+  const scaled = (v: Value, k: number) => b.mul(v, b.scalar(k, squares.dtype));
+  return b.stopGradient(b.sqrt(b.add(squares, b.add(scaled(cross, 2 * scaling), scaled(quad, scaling * scaling)))));
 }
 
 /** The LoRA term dropout(x) A^T B^T * scaling for one module. */
