@@ -62,8 +62,7 @@ function parseArgs(argv: string[]): Args {
   const out: Args = { seq: 512, device: "cpu", checkpointing: false, dora: false, quantType: "nf4", steps: 3 };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--gradient_checkpointing" || argv[i] === "--use_dora") {
-      if (argv[i] === "--use_dora") out.dora = true;
-      else out.checkpointing = true;
+      out[argv[i] === "--use_dora" ? "dora" : "checkpointing"] = true;
       continue;
     }
     const value = argv[i + 1];

@@ -123,7 +123,6 @@ export class FrozenWeights implements WeightSource {
   }
 
   rowSquares(b: Builder, name: string, after: Value): Value {
-    if (this.isHalfStored(name)) return b.reduceSumSquare(b.cast(this.initializer(b, name), "float32"), [1]);
     return rowSquaresOf(this, b, name, after, this.quantizedParts(b, name));
   }
 

@@ -202,17 +202,16 @@ export class StepEngine {
 
   /** Applies the outputs of a fused or apply run when every figure is finite, and reports the step. */
   private finish(lossSum: number, count: number, out: Record<string, HostTensor>): StepResult {
-    const gradNorm = num(out[names.gradNorm]);
-    const updateNorm = num(out[names.updateNorm]);
-    const nonFinite = firstNonFinite(lossSum, gradNorm, updateNorm, this.state.size > 0 ? num(out[names.stateCheck]) : 0);
-    if (nonFinite === null) {
+    const stateCheck = this.state.size > 0 ? num(out[names.stateCheck]) : 0;
+    const result = stepResult(lossSum, count, num(out[names.gradNorm]), num(out[names.updateNorm]), stateCheck);
+    if (result.applied) {
       for (const p of this.placed) {
         this.params.set(out[names.newParam(p.name)].data as Float32Array, p.offset);
         for (const [slot, flat] of this.state) flat.set(out[names.newState(slot, p.name)].data as Float32Array, p.offset);
       }
       this.step++;
     }
-    return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm, count, applied: nonFinite === null, nonFinite };
+    return result;
   }
 
   /** The gradients of the summed loss over the micro-batches, summed, in the flat layout. */
@@ -255,10 +254,7 @@ export class StepEngine {
       for (const [slot, flat] of this.state) feeds[names.state(slot, FLAT)] = flatSlice(flat, start, end);
       return session.run(feeds, fetch);
     };
-    const report = (updateNorm: number, stateCheck: number): StepResult => {
-      const nonFinite = firstNonFinite(grads.lossSum, gradNorm, updateNorm, stateCheck);
-      return { loss: grads.lossSum / Math.max(grads.count, 1), gradNorm, updateNorm, count: grads.count, applied: nonFinite === null, nonFinite };
-    };
+    const report = (updateNorm: number, stateCheck: number) => stepResult(grads.lossSum, grads.count, gradNorm, updateNorm, stateCheck);
     if (!Number.isFinite(grads.lossSum) || !Number.isFinite(gradNorm)) return report(NaN, NaN);
     // First pass: only the figures, so nothing is written unless all of it is finite.
     let updateSq = 0;
@@ -328,6 +324,12 @@ export class StepEngine {
   async release(): Promise<void> {
     for (const s of [this.fused, this.gradOnly, this.apply, this.chunkUpdate]) await s?.release();
   }
+}
+
+/** A step's report: it is applied only when every figure is finite. */
+function stepResult(lossSum: number, count: number, gradNorm: number, updateNorm: number, stateCheck: number): StepResult {
+  const nonFinite = firstNonFinite(lossSum, gradNorm, updateNorm, stateCheck);
+  return { loss: lossSum / Math.max(count, 1), gradNorm, updateNorm, count, applied: nonFinite === null, nonFinite };
 }
 
 /** The first of a step's figures that is not finite, in the order they are computed, or null. */
